@@ -1,0 +1,68 @@
+# Nebula — the two commands of the README, and the steps behind them.
+#
+#   make run    install what is missing, build, start a single-node server
+#   make test   install what is missing, build (plain and ASan+UBSan), run
+#               every test, end with one line "N passed, N failed"
+#
+# Other targets: build, deps, lint, format, clean.
+
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-14-dev \
+  valgrind cppcheck clang-tidy clang-format libev-dev libwslay-dev libcjson-dev \
+  libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3 libhiredis-dev libssl-dev \
+  libcunit1-dev redis-server redis-tools jq chromium
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all run test build build-asan deps deps-apt deps-node lint format clean
+
+all: build
+
+# Install only what is missing, so a machine that has everything does not
+# touch the network.
+deps-apt:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+deps-node:
+	@if [ ! -d tests/node_modules/ws ] || [ ! -d tests/node_modules/playwright-core ]; then \
+	  (cd tests && npm ci --no-audit --no-fund); \
+	fi
+
+deps: deps-apt deps-node
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Dbuildtype=debug
+
+build: deps-apt $(BUILD)/build.ninja
+	meson compile -C $(BUILD)
+
+build-asan: deps-apt $(ASAN_BUILD)/build.ninja
+	meson compile -C $(ASAN_BUILD)
+
+run: build
+	./$(BUILD)/nebula $(if $(wildcard nebula.conf),-c nebula.conf,)
+
+test: deps build build-asan
+	@tests/run-all.sh $(BUILD) $(ASAN_BUILD)
+
+lint: build
+	tests/lint.sh $(BUILD)
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

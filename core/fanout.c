@@ -1,0 +1,60 @@
+#include "fanout.h"
+
+#include "buf.h"
+#include "log.h"
+#include "session.h"
+
+nb_buf *fanout_frame(nb_server *srv, uint32_t c, const nb_msg *msg) {
+    nb_codec_slot *slot = &srv->codecs[c];
+    nb_buf *payload = NULL;
+    if (slot->vt->encode(slot->ctx.instance, msg, &payload) != NB_OK || !payload) {
+        log_error("%s could not encode a %u message", slot->plugin.desc.name, msg->type);
+        return NULL;
+    }
+    return srv->tvt->frame(srv->worker.transport_ctx.instance, slot->vt->frame_kind, payload);
+}
+
+/*
+ * Slow consumers: the transport reports how many bytes wait for this
+ * connection. Past [limits] max_queued_bytes the client is not keeping up;
+ * it is closed with 4000 ("reconnect" class) so that its backlog never
+ * grows without bound and never holds up the others, who are served from
+ * the same buffers.
+ */
+void fanout_deliver(nb_session *s, nb_buf *frame) {
+    nb_server *srv = s->worker->server;
+    int64_t queued = srv->tvt->send(s->conn, frame);
+    if (queued < 0)
+        return;
+    metrics_add(srv->m.deliveries, 1);
+    if ((uint64_t)queued > srv->settings.max_queued_bytes && s->state == NB_SESSION_OPEN) {
+        metrics_add(srv->m.slow_consumers, 1);
+        log_info("closing %.*s: %lld bytes queued, over max_queued_bytes (slow consumer)",
+                 (int)s->user_len, s->user, (long long)queued);
+        session_close(s, 4000, "slow consumer");
+    }
+}
+
+void fanout_send(nb_session *s, const nb_msg *msg) {
+    nb_buf *frame = fanout_frame(s->worker->server, s->codec, msg);
+    if (!frame)
+        return;
+    fanout_deliver(s, frame);
+    buf_unref(frame);
+}
+
+void fanout_room(nb_server *srv, nb_room *room, const nb_msg *msg) {
+    nb_buf *frames[NB_MAX_CODECS] = {0};
+    for (uint32_t c = 0; c < srv->n_codecs; c++)
+        if (room->codec_members[c])
+            frames[c] = fanout_frame(srv, c, msg);
+    /* Index loop: a delivery may close a session, but closing never
+     * removes a member synchronously (conn_closed comes later). */
+    for (uint32_t i = 0; i < room->n_members; i++) {
+        nb_session *s = room->members[i].session;
+        if (s->state == NB_SESSION_OPEN && frames[s->codec])
+            fanout_deliver(s, frames[s->codec]);
+    }
+    for (uint32_t c = 0; c < srv->n_codecs; c++)
+        buf_unref(frames[c]);
+}

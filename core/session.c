@@ -1,0 +1,433 @@
+/*
+ * session.c — the chat protocol (docs/PROTOCOL.md) for one connection:
+ * connect, join, leave, message, errors, and the abuse rules.
+ */
+#include "session.h"
+
+#include "buf.h"
+#include "fanout.h"
+#include "hub.h"
+#include "log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Errors are counted over this window for the max_errors rule. */
+#define ERROR_WINDOW_MS 10000
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static nb_str str_of(const char *p, uint32_t len) { return (nb_str){p, len, 0}; }
+
+static nb_str cstr(const char *p) { return str_of(p, (uint32_t)strlen(p)); }
+
+static nb_msg msg_new(uint32_t type) {
+    nb_msg m;
+    memset(&m, 0, sizeof m);
+    m.struct_size = sizeof m;
+    m.type = type;
+    return m;
+}
+
+/* ---- connection life ------------------------------------------------ */
+
+static uint32_t pick_codec(const nb_server *srv, const nb_open_request *req, int *found) {
+    *found = req->n_subprotocols == 0;
+    for (uint32_t i = 0; i < req->n_subprotocols; i++)
+        for (uint32_t c = 0; c < srv->n_codecs; c++)
+            if (strcmp(req->subprotocols[i], srv->codecs[c].vt->subprotocol) == 0) {
+                *found = 2;
+                return c;
+            }
+    return 0;
+}
+
+static void refuse_later(nb_session *s, const char *code, const char *fmt, const char *what) {
+    if (s->refuse_code)
+        return;
+    s->refuse_code = code;
+    snprintf(s->refuse_reason, sizeof s->refuse_reason, fmt, what);
+}
+
+int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_open_request *req,
+                     nb_open_reply *reply) {
+    nb_server *srv = ctx->server;
+    nb_worker *w = ctx->worker;
+    if (srv->draining) {
+        reply->http_status = 503;
+        reply->reason = "server shutting down";
+        return NB_OK;
+    }
+    if (strcmp(req->path, w->info.ws_path) != 0) {
+        reply->http_status = 404;
+        reply->reason = "not found: WebSocket connections go to /ws";
+        return NB_OK;
+    }
+    int found;
+    uint32_t codec = pick_codec(srv, req, &found);
+    if (!found) {
+        reply->http_status = 400;
+        reply->reason = "none of the offered subprotocols is served here";
+        return NB_OK;
+    }
+    nb_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        reply->http_status = 503;
+        reply->reason = "out of memory";
+        return NB_OK;
+    }
+    s->worker = w;
+    s->conn = conn;
+    s->codec = codec;
+    s->tokens_milli = (int64_t)srv->settings.burst * 1000;
+    s->tokens_at_ms = now_ms();
+
+    int n = query_param(req->query, "username", s->user, sizeof s->user);
+    if (n == -1)
+        refuse_later(s, "bad_username", "%s", "a username is required: /ws?username=NAME");
+    else if (n < 0 || !name_valid(s->user, (size_t)n, NB_USERNAME_MAX))
+        refuse_later(s, "bad_username", "%s",
+                     "a username is 1-32 characters of A-Z a-z 0-9 _ - .");
+    else
+        s->user_len = (uint32_t)n;
+    n = query_param(req->query, "room", s->first_room, sizeof s->first_room);
+    if (n == -2 || (n >= 0 && !name_valid(s->first_room, (size_t)n, NB_ROOM_MAX)))
+        refuse_later(s, "bad_room", "%s", "a room name is 1-64 characters of A-Z a-z 0-9 _ - .");
+    else if (n > 0)
+        s->first_room_len = (uint32_t)n;
+
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->n_sessions++;
+    metrics_add(srv->m.connections, 1);
+    metrics_add(srv->m.connections_total, 1);
+
+    reply->session = s;
+    reply->subprotocol = found == 2 ? srv->codecs[codec].vt->subprotocol : NULL;
+    return NB_OK;
+}
+
+static void send_error(nb_session *s, const char *code, const char *reason, const nb_str *room);
+static void do_join(nb_session *s, const char *room, uint32_t len, int on_connect);
+
+void session_established(struct nb_session *s) {
+    if (s->state != NB_SESSION_OPENING)
+        return;
+    s->state = NB_SESSION_OPEN;
+    if (s->refuse_code) {
+        send_error(s, s->refuse_code, s->refuse_reason, NULL);
+        session_close(s, 4400, s->refuse_code);
+        return;
+    }
+    nb_msg m = msg_new(NB_MSG_WELCOME);
+    m.sender = str_of(s->user, s->user_len);
+    m.ts = now_ms();
+    fanout_send(s, &m);
+    if (s->first_room_len)
+        do_join(s, s->first_room, s->first_room_len, 1);
+}
+
+void session_close(nb_session *s, uint32_t code, const char *reason) {
+    if (s->state == NB_SESSION_CLOSING)
+        return;
+    s->state = NB_SESSION_CLOSING;
+    s->worker->server->tvt->close(s->conn, code, reason);
+}
+
+void session_member_moved(nb_session *s, uint32_t slot, uint32_t idx) {
+    s->rooms[slot].member_idx = idx;
+}
+
+/* ---- rooms ---------------------------------------------------------- */
+
+static int find_slot(const nb_session *s, const char *room, uint32_t len) {
+    for (uint32_t i = 0; i < s->n_rooms; i++) {
+        const nb_room *r = s->rooms[i].room;
+        if (r->name_len == len && memcmp(r->name, room, len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static void send_presence(nb_server *srv, nb_room *room) {
+    nb_msg m = msg_new(NB_MSG_PRESENCE);
+    m.room = str_of(room->name, room->name_len);
+    m.ts = now_ms();
+    nb_str empty;
+    m.users = room_user_list(room, &m.n_users);
+    if (!m.users) {
+        m.users = &empty; /* no members (or no memory): an empty list */
+        m.n_users = 0;
+    }
+    fanout_room(srv, room, &m);
+    if (m.users != &empty)
+        free((void *)m.users);
+}
+
+static void do_join(nb_session *s, const char *name, uint32_t len, int on_connect) {
+    nb_server *srv = s->worker->server;
+    nb_str room_str = str_of(name, len);
+    if (find_slot(s, name, len) >= 0) {
+        send_error(s, "already_joined", "you are already in this room", &room_str);
+        return;
+    }
+    if (s->n_rooms >= srv->settings.rooms_per_connection) {
+        send_error(s, "too_many_rooms", "leave a room before joining another", &room_str);
+        return;
+    }
+    nb_room *existing = hub_find(srv->hub, name, len);
+    if (existing && room_find_user(existing, s->user, s->user_len) >= 0) {
+        send_error(s, "username_taken", "this username is already in the room", &room_str);
+        if (on_connect)
+            session_close(s, 4409, "username taken");
+        return;
+    }
+    if (s->n_rooms == s->cap_rooms) {
+        uint32_t cap = s->cap_rooms ? s->cap_rooms * 2 : 2;
+        nb_session_room *r = realloc(s->rooms, cap * sizeof *r);
+        if (!r) {
+            send_error(s, "internal", "out of memory", &room_str);
+            return;
+        }
+        s->rooms = r;
+        s->cap_rooms = cap;
+    }
+    nb_room *room = existing ? existing : hub_get(srv->hub, name, len);
+    int idx = room ? room_add_member(room, s, s->n_rooms, s->codec) : -1;
+    if (idx < 0) {
+        if (room && !room->n_members)
+            hub_remove(srv->hub, room);
+        send_error(s, "internal", "out of memory", &room_str);
+        return;
+    }
+    s->rooms[s->n_rooms++] = (nb_session_room){.room = room, .member_idx = (uint32_t)idx};
+    metrics_set(srv->m.rooms, hub_room_count(srv->hub));
+
+    for (uint32_t i = 0; i < room->hist_len; i++) {
+        nb_msg h;
+        room_history_get(room, i, &h);
+        fanout_send(s, &h);
+    }
+    nb_msg j = msg_new(NB_MSG_JOIN);
+    j.room = str_of(room->name, room->name_len);
+    j.sender = str_of(s->user, s->user_len);
+    j.ts = now_ms();
+    fanout_room(srv, room, &j);
+    send_presence(srv, room);
+}
+
+/* Remove the session from the room in `slot`; tell the others (and the
+ * leaver, when it asked). */
+static void do_leave(nb_session *s, uint32_t slot, int tell_leaver) {
+    nb_server *srv = s->worker->server;
+    nb_room *room = s->rooms[slot].room;
+    room_remove_member(room, s->rooms[slot].member_idx, s->codec);
+    uint32_t last = s->n_rooms - 1;
+    if (slot != last) {
+        s->rooms[slot] = s->rooms[last];
+        nb_room *moved = s->rooms[slot].room;
+        moved->members[s->rooms[slot].member_idx].slot = slot;
+    }
+    s->n_rooms = last;
+
+    if (!srv->draining) {
+        nb_msg m = msg_new(NB_MSG_LEAVE);
+        m.room = str_of(room->name, room->name_len);
+        m.sender = str_of(s->user, s->user_len);
+        m.ts = now_ms();
+        if (tell_leaver)
+            fanout_send(s, &m);
+        if (room->n_members) {
+            fanout_room(srv, room, &m);
+            send_presence(srv, room);
+        }
+    }
+    if (!room->n_members) {
+        hub_remove(srv->hub, room);
+        metrics_set(srv->m.rooms, hub_room_count(srv->hub));
+    }
+}
+
+/* ---- incoming messages ---------------------------------------------- */
+
+/*
+ * Abuse: every error frame counts; more than [limits] max_errors within
+ * ERROR_WINDOW_MS closes the connection with 4429 ("do not reconnect").
+ * A client that makes an honest mistake now and then is never affected.
+ */
+static void send_error(nb_session *s, const char *code, const char *reason, const nb_str *room) {
+    nb_server *srv = s->worker->server;
+    metrics_add(srv->m.protocol_errors, 1);
+    nb_msg m = msg_new(NB_MSG_ERROR);
+    m.code = cstr(code);
+    m.content = cstr(reason);
+    if (room && room->ptr)
+        m.room = *room;
+    m.ts = now_ms();
+    fanout_send(s, &m);
+    int64_t now = m.ts;
+    if (now - s->errors_since_ms > ERROR_WINDOW_MS) {
+        s->errors_since_ms = now;
+        s->errors = 0;
+    }
+    if (++s->errors > srv->settings.max_errors && s->state == NB_SESSION_OPEN) {
+        log_info("closing %.*s: more than %u errors in %d s", (int)s->user_len, s->user,
+                 srv->settings.max_errors, ERROR_WINDOW_MS / 1000);
+        session_close(s, 4429, "too many errors");
+    }
+}
+
+/*
+ * Rate limit: a token bucket per connection, refilled lazily from the
+ * elapsed time when a message arrives (no timer per connection). Checked
+ * on the raw frame, before decoding, so a flood costs almost nothing.
+ */
+int session_take_token(nb_session *s, uint32_t rate, uint32_t burst, int64_t now) {
+    if (rate == 0)
+        return 1;
+    int64_t cap = (int64_t)burst * 1000;
+    int64_t elapsed = now - s->tokens_at_ms;
+    if (elapsed > 0) {
+        s->tokens_milli += elapsed * rate;
+        if (s->tokens_milli > cap)
+            s->tokens_milli = cap;
+        s->tokens_at_ms = now;
+    }
+    if (s->tokens_milli < 1000)
+        return 0;
+    s->tokens_milli -= 1000;
+    return 1;
+}
+
+static int need_room(nb_session *s, const nb_msg *m) {
+    if (!m->room.ptr) {
+        send_error(s, "missing_field", "this message needs a \"room\"", NULL);
+        return 0;
+    }
+    if (!name_valid(m->room.ptr, m->room.len, NB_ROOM_MAX)) {
+        send_error(s, "bad_room", "a room name is 1-64 characters of A-Z a-z 0-9 _ - .", NULL);
+        return 0;
+    }
+    return 1;
+}
+
+static void on_chat(nb_session *s, const nb_msg *in) {
+    nb_server *srv = s->worker->server;
+    if (!need_room(s, in))
+        return;
+    if (!in->content.ptr) {
+        send_error(s, "missing_field", "a message needs \"content\"", &in->room);
+        return;
+    }
+    int slot = find_slot(s, in->room.ptr, in->room.len);
+    if (slot < 0) {
+        send_error(s, "not_joined", "join the room before sending to it", &in->room);
+        return;
+    }
+    nb_room *room = s->rooms[slot].room;
+    char id[48];
+    int idlen = snprintf(id, sizeof id, "%" PRIx64 "-%" PRIu64, srv->id_epoch, ++srv->next_id);
+    nb_msg m = msg_new(NB_MSG_MESSAGE);
+    m.room = str_of(room->name, room->name_len);
+    m.sender = str_of(s->user, s->user_len);
+    m.content = in->content;
+    m.id = str_of(id, (uint32_t)idlen);
+    m.ts = now_ms();
+    room_history_add(room, &m);
+    fanout_room(srv, room, &m);
+}
+
+void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data,
+                     uint32_t len) {
+    nb_server *srv = s->worker->server;
+    if (s->state != NB_SESSION_OPEN)
+        return;
+    metrics_add(srv->m.messages_received, 1);
+    const nb_settings *st = &srv->settings;
+    if (!session_take_token(s, st->messages_per_second, st->burst, now_ms())) {
+        metrics_add(srv->m.rate_limited, 1);
+        send_error(s, "rate_limited", "slow down: too many messages per second", NULL);
+        return;
+    }
+    if (len > st->max_message_bytes) {
+        send_error(s, "too_large", "the message is larger than max_message_bytes", NULL);
+        return;
+    }
+    nb_codec_slot *codec = &srv->codecs[s->codec];
+    if (frame_kind != codec->vt->frame_kind) {
+        send_error(s, "bad_encoding",
+                   frame_kind == NB_FRAME_BINARY ? "binary frame sent to a text codec"
+                                                 : "text frame sent to a binary codec",
+                   NULL);
+        return;
+    }
+    nb_msg in = msg_new(NB_MSG_NONE);
+    nb_decode_error err;
+    memset(&err, 0, sizeof err);
+    err.struct_size = sizeof err;
+    if (codec->vt->decode(codec->ctx.instance, data, len, &in, &err) != NB_OK) {
+        err.code[sizeof err.code - 1] = '\0';
+        err.reason[sizeof err.reason - 1] = '\0';
+        send_error(s, err.code[0] ? err.code : "bad_json",
+                   err.reason[0] ? err.reason : "the message could not be decoded", NULL);
+        return;
+    }
+    switch (in.type) {
+    case NB_MSG_MESSAGE:
+        on_chat(s, &in);
+        break;
+    case NB_MSG_JOIN:
+        if (need_room(s, &in))
+            do_join(s, in.room.ptr, in.room.len, 0);
+        break;
+    case NB_MSG_LEAVE:
+        if (need_room(s, &in)) {
+            int slot = find_slot(s, in.room.ptr, in.room.len);
+            if (slot < 0)
+                send_error(s, "not_joined", "you are not in this room", &in.room);
+            else
+                do_leave(s, (uint32_t)slot, 1);
+        }
+        break;
+    default:
+        send_error(s, "unknown_type", "clients may send only message, join and leave", NULL);
+        break;
+    }
+    codec->vt->release(codec->ctx.instance, &in);
+}
+
+/* ---- end ---------------------------------------------------------------- */
+
+void session_free(nb_session *s) {
+    nb_worker *w = s->worker;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    w->n_sessions--;
+    metrics_add(w->server->m.connections, -1);
+    free(s->rooms);
+    free(s);
+}
+
+void session_closed(struct nb_session *s, uint32_t code) {
+    (void)code;
+    s->state = NB_SESSION_CLOSING;
+    while (s->n_rooms)
+        do_leave(s, s->n_rooms - 1, 0);
+    nb_server *srv = s->worker->server;
+    session_free(s);
+    if (srv->draining)
+        server_session_gone(srv);
+}

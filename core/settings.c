@@ -1,0 +1,172 @@
+#include "settings.h"
+
+#include "log.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int settings_parse_listen(const char *text, char *host, size_t hostlen, uint32_t *port) {
+    const char *colon;
+    const char *h = text;
+    size_t hlen;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        h = text + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon)
+            return -1;
+        hlen = (size_t)(colon - text);
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
+        return -1;
+    if (hlen == 0) {
+        h = "0.0.0.0";
+        hlen = 7;
+    }
+    if (hlen >= hostlen)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint32_t)p;
+    return 0;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Relative paths in a config file are relative to the file's folder, so
+ * the server behaves the same whatever directory it is started from. */
+static void resolve_path(char *out, size_t outlen, const char *base_dir, const char *path) {
+    if (path[0] == '/' || !base_dir || !*base_dir)
+        snprintf(out, outlen, "%s", path);
+    else
+        snprintf(out, outlen, "%s/%s", base_dir, path);
+}
+
+static void config_dir(nb_config *cfg, char *out, size_t outlen) {
+    const char *file = config_file_name(cfg);
+    const char *slash = strrchr(file, '/');
+    if (!slash) {
+        snprintf(out, outlen, ".");
+        return;
+    }
+    size_t n = (size_t)(slash - file);
+    snprintf(out, outlen, "%.*s", (int)(n ? n : 1), file);
+}
+
+static uint32_t get_u32(nb_config *cfg, const char *sec, const char *key, int64_t def, int64_t min,
+                        int64_t max) {
+    int64_t v = def;
+    config_get_int(cfg, sec, key, def, min, max, &v);
+    return (uint32_t)v;
+}
+
+void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
+                   const char *exe_dir) {
+    memset(s, 0, sizeof *s);
+    char base[PATH_MAX];
+    config_dir(cfg, base, sizeof base);
+
+    /* [server] */
+    const char *listen = "0.0.0.0:8080";
+    config_get_string(cfg, "server", "listen", listen, &listen);
+    if (listen_override)
+        listen = listen_override;
+    if (settings_parse_listen(listen, s->listen_host, sizeof s->listen_host, &s->listen_port) <
+        0) {
+        if (listen_override)
+            config_error(cfg, "server", "listen",
+                         "--listen %s: expected HOST:PORT, e.g. 127.0.0.1:8080", listen_override);
+        else
+            config_error(cfg, "server", "listen",
+                         "\"%s\": expected \"HOST:PORT\", e.g. \"0.0.0.0:8080\"", listen);
+    }
+    s->shards = get_u32(cfg, "server", "shards", 64, 1, 65536);
+    const char *web_root = NULL;
+    if (config_get_string(cfg, "server", "web_root", NULL, &web_root) == 1) {
+        if (web_root[0])
+            resolve_path(s->web_root, sizeof s->web_root, base, web_root);
+        if (web_root[0] && !is_dir(s->web_root))
+            config_error(cfg, "server", "web_root", "\"%s\" is not a directory", s->web_root);
+    } else {
+        /* No key: the web/ folder beside the config, or the one in the
+         * source tree the binary was built from (build/nebula). */
+        char cand[PATH_MAX];
+        resolve_path(cand, sizeof cand, base, "web");
+        if (!is_dir(cand))
+            snprintf(cand, sizeof cand, "%s/../web", exe_dir);
+        if (is_dir(cand))
+            snprintf(s->web_root, sizeof s->web_root, "%s", cand);
+    }
+    char host[64] = "node";
+    gethostname(host, sizeof host - 1);
+    char default_id[128];
+    snprintf(default_id, sizeof default_id, "%s-%ld", host, (long)getpid());
+    const char *node_id = default_id;
+    config_get_string(cfg, "server", "node_id", default_id, &node_id);
+    snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
+    const char *level = "info";
+    config_get_string(cfg, "server", "log_level", "info", &level);
+    s->log_level = log_level_from_name(level);
+    if (!s->log_level) {
+        config_error(cfg, "server", "log_level",
+                     "\"%s\": expected \"error\", \"warn\", \"info\" or \"debug\"", level);
+        s->log_level = 3;
+    }
+    s->history_per_room = get_u32(cfg, "server", "history_per_room", 50, 0, 100000);
+    s->shutdown_timeout_ms = get_u32(cfg, "server", "shutdown_timeout_ms", 5000, 0, 600000);
+
+    /* [plugins] */
+    const char *dir = NULL;
+    if (config_get_string(cfg, "plugins", "dir", NULL, &dir) == 1)
+        resolve_path(s->plugin_dir, sizeof s->plugin_dir, base, dir);
+    else
+        snprintf(s->plugin_dir, sizeof s->plugin_dir, "%s/plugins", exe_dir);
+    if (!is_dir(s->plugin_dir) && is_dir(NEBULA_PLUGIN_INSTALL_DIR) && !dir)
+        snprintf(s->plugin_dir, sizeof s->plugin_dir, "%s", NEBULA_PLUGIN_INSTALL_DIR);
+    s->transport = "transport-ws";
+    config_get_string(cfg, "plugins", "transport", s->transport, &s->transport);
+    const char *const *codecs = NULL;
+    size_t n = 0;
+    if (config_get_string_array(cfg, "plugins", "codecs", &codecs, &n) == 1) {
+        if (n == 0)
+            config_error(cfg, "plugins", "codecs", "needs at least one codec, e.g. [\"codec-json\"]");
+        if (n > NB_MAX_CODECS) {
+            config_error(cfg, "plugins", "codecs", "at most %d codecs", NB_MAX_CODECS);
+            n = NB_MAX_CODECS;
+        }
+        for (size_t i = 0; i < n; i++)
+            s->codecs[i] = codecs[i];
+        s->n_codecs = (uint32_t)n;
+    } else {
+        s->codecs[0] = "codec-json";
+        s->n_codecs = 1;
+    }
+    s->store = "none";
+    config_get_string(cfg, "plugins", "store", "none", &s->store);
+    s->broker = "none";
+    config_get_string(cfg, "plugins", "broker", "none", &s->broker);
+
+    /* [limits] */
+    s->max_message_bytes = get_u32(cfg, "limits", "max_message_bytes", 65536, 64, 64 << 20);
+    s->messages_per_second = get_u32(cfg, "limits", "messages_per_second", 20, 0, 1000000);
+    s->burst = get_u32(cfg, "limits", "burst", 40, 1, 1000000);
+    s->rooms_per_connection = get_u32(cfg, "limits", "rooms_per_connection", 32, 1, 4096);
+    s->max_errors = get_u32(cfg, "limits", "max_errors", 20, 1, 1000000);
+    int64_t q = 4 << 20;
+    config_get_int(cfg, "limits", "max_queued_bytes", q, 4096, INT64_C(1) << 40, &q);
+    s->max_queued_bytes = (uint64_t)q;
+}

@@ -1,0 +1,52 @@
+/*
+ * settings.h — the core's own config keys ([server], [plugins], [limits]),
+ * read once at start-up with their defaults. docs/CONFIG.md is the
+ * reference; nebula.conf at the repository root lists every key.
+ */
+#ifndef NEBULA_CORE_SETTINGS_H
+#define NEBULA_CORE_SETTINGS_H
+
+#include "config.h"
+
+#include <stdint.h>
+
+#define NB_MAX_CODECS 8
+
+typedef struct nb_settings {
+    /* [server] */
+    char listen_host[256];
+    uint32_t listen_port;
+    uint32_t shards;
+    char web_root[4096]; /* "" = serve no files */
+    char node_id[128];
+    uint32_t log_level;
+    uint32_t history_per_room;
+    uint32_t shutdown_timeout_ms;
+    /* [plugins] */
+    char plugin_dir[4096];
+    const char *transport;
+    const char *codecs[NB_MAX_CODECS];
+    uint32_t n_codecs;
+    const char *store;  /* "none" or a plugin name */
+    const char *broker; /* "none" or a plugin name */
+    /* [limits] */
+    uint32_t max_message_bytes;
+    uint32_t messages_per_second; /* 0 = unlimited */
+    uint32_t burst;
+    uint32_t rooms_per_connection;
+    uint32_t max_errors;
+    uint64_t max_queued_bytes;
+} nb_settings;
+
+/*
+ * Read every core key from cfg into *s (defaults for absent keys).
+ * `listen_override` ("HOST:PORT" from --listen) wins over [server] listen.
+ * `exe_dir` is the folder of the running binary (for default paths).
+ * Problems are recorded in cfg (config_error_count tells).
+ */
+void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
+                   const char *exe_dir);
+
+/* Split "HOST:PORT", "[v6]:PORT" or ":PORT". 0 on success, -1 if malformed. */
+int settings_parse_listen(const char *text, char *host, size_t hostlen, uint32_t *port);
+#endif

@@ -1,0 +1,61 @@
+/*
+ * nebula/msg.h — the protocol envelope, independent of any wire encoding.
+ *
+ * Codecs translate between bytes and nb_msg; the core only ever sees
+ * nb_msg. JSON and Protobuf carry the same fields with the same meaning
+ * (docs/PROTOCOL.md).
+ *
+ * Strings are (pointer, length) pairs, not NUL-terminated; a field that is
+ * absent has ptr == NULL. A field that is present but empty has ptr != NULL
+ * and len == 0 (codecs keep that distinction so the core can tell "missing"
+ * from "empty").
+ */
+#ifndef NEBULA_MSG_H
+#define NEBULA_MSG_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Envelope types (nb_msg.type). Wire names in comments. */
+#define NB_MSG_NONE 0u     /* not a valid type */
+#define NB_MSG_MESSAGE 1u  /* "message": a chat line */
+#define NB_MSG_JOIN 2u     /* "join": a user joined a room / request to join */
+#define NB_MSG_LEAVE 3u    /* "leave": a user left a room / request to leave */
+#define NB_MSG_PRESENCE 4u /* "presence": the room's full sorted user list */
+#define NB_MSG_HISTORY 5u  /* "history": one past message, replayed on join */
+#define NB_MSG_ERROR 6u    /* "error": code + human-readable content */
+#define NB_MSG_WELCOME 7u  /* "welcome": sent first; sender = your name */
+#define NB_MSG_TYPE_COUNT 8u
+
+typedef struct nb_str {
+    const char *ptr; /* NULL when absent */
+    uint32_t len;
+    uint32_t reserved;
+} nb_str;
+
+typedef struct nb_msg {
+    uint32_t struct_size; /* sizeof(nb_msg) */
+    uint32_t type;        /* NB_MSG_* */
+    nb_str room;
+    nb_str sender;       /* set by the server; ignored when a client sends it */
+    nb_str content;      /* message text, or the human reason of an error */
+    nb_str id;           /* server-assigned message id */
+    nb_str code;         /* stable error code, for NB_MSG_ERROR */
+    int64_t ts;          /* server time, milliseconds since the Unix epoch; 0 = absent */
+    const nb_str *users; /* presence: sorted user names */
+    uint32_t n_users;
+    uint32_t reserved;
+    void *codec_data; /* owned by the codec that decoded this message */
+} nb_msg;
+
+/* The wire names, indexed by NB_MSG_*; NULL for NB_MSG_NONE. */
+#define NB_MSG_TYPE_NAMES                                                                          \
+    { NULL, "message", "join", "leave", "presence", "history", "error", "welcome" }
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NEBULA_MSG_H */
