@@ -1,7 +1,7 @@
 # Nebula — the two commands of the README, and the steps behind them.
 #
 #   make run    install what is missing, build, start a single-node server
-#   make test   install what is missing, build (plain and ASan+UBSan), run
+#   make test   install what is missing, build (plain, ASan+UBSan, TSan), run
 #               every test, end with one line "N passed, N failed"
 #
 # Other targets: build, deps, lint, format, clean.
@@ -9,6 +9,7 @@
 SHELL := /bin/bash
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 
 APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-14-dev \
   valgrind cppcheck clang-tidy clang-format libev-dev libwslay-dev libcjson-dev \
@@ -17,7 +18,7 @@ APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-1
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test build build-asan deps deps-apt deps-node lint format clean
+.PHONY: all run test build build-asan build-tsan deps deps-apt deps-node lint format clean
 
 all: build
 
@@ -46,17 +47,24 @@ $(BUILD)/build.ninja:
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Dbuildtype=debug
 
+# ThreadSanitizer: the binary and every plugin are built the same way.
+$(TSAN_BUILD)/build.ninja:
+	meson setup $(TSAN_BUILD) -Db_sanitize=thread -Dbuildtype=debug
+
 build: deps-apt $(BUILD)/build.ninja
 	meson compile -C $(BUILD)
 
 build-asan: deps-apt $(ASAN_BUILD)/build.ninja
 	meson compile -C $(ASAN_BUILD)
 
+build-tsan: deps-apt $(TSAN_BUILD)/build.ninja
+	meson compile -C $(TSAN_BUILD)
+
 run: build
 	./$(BUILD)/nebula $(if $(wildcard nebula.conf),-c nebula.conf,)
 
-test: deps build build-asan
-	@tests/run-all.sh $(BUILD) $(ASAN_BUILD)
+test: deps build build-asan build-tsan
+	@tests/run-all.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
 
 lint: build
 	tests/lint.sh $(BUILD)
@@ -65,4 +73,4 @@ format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -3,15 +3,18 @@
 #include "buf.h"
 #include "log.h"
 #include "session.h"
+#include "worker.h"
 
-nb_buf *fanout_frame(nb_server *srv, uint32_t c, const nb_msg *msg) {
+nb_buf *fanout_frame(nb_worker *w, uint32_t c, const nb_msg *msg) {
+    nb_server *srv = w->server;
     nb_codec_slot *slot = &srv->codecs[c];
     nb_buf *payload = NULL;
     if (slot->vt->encode(slot->ctx.instance, msg, &payload) != NB_OK || !payload) {
-        log_error("%s could not encode a %u message", slot->plugin.desc.name, msg->type);
+        log_error("%s could not encode a message of type %u", slot->plugin.desc.name,
+                  msg->type);
         return NULL;
     }
-    return srv->tvt->frame(srv->worker.transport_ctx.instance, slot->vt->frame_kind, payload);
+    return srv->tvt->frame(w->transport_ctx.instance, slot->vt->frame_kind, payload);
 }
 
 /*
@@ -36,25 +39,37 @@ void fanout_deliver(nb_session *s, nb_buf *frame) {
 }
 
 void fanout_send(nb_session *s, const nb_msg *msg) {
-    nb_buf *frame = fanout_frame(s->worker->server, s->codec, msg);
+    nb_buf *frame = fanout_frame(s->worker, s->codec, msg);
     if (!frame)
         return;
     fanout_deliver(s, frame);
     buf_unref(frame);
 }
 
-void fanout_room(nb_server *srv, nb_room *room, const nb_msg *msg) {
+void fanout_post_locked(nb_worker *self, nb_room *room, const nb_msg *msg) {
+    nb_server *srv = self->server;
     nb_buf *frames[NB_MAX_CODECS] = {0};
+    int any = 0;
     for (uint32_t c = 0; c < srv->n_codecs; c++)
-        if (room->codec_members[c])
-            frames[c] = fanout_frame(srv, c, msg);
+        if (room->codec_members[c]) {
+            frames[c] = fanout_frame(self, c, msg);
+            any |= frames[c] != NULL;
+        }
+    if (any)
+        for (uint32_t w = 0; w < srv->n_workers; w++)
+            if (room->worker_members[w])
+                worker_post(self, &srv->workers[w], room, frames);
+    for (uint32_t c = 0; c < srv->n_codecs; c++)
+        buf_unref(frames[c]);
+}
+
+void fanout_local(nb_worker *w, nb_room *room, nb_buf *const *frames) {
+    nb_room_local *l = &room->local[w->index];
     /* Index loop: a delivery may close a session, but closing never
      * removes a member synchronously (conn_closed comes later). */
-    for (uint32_t i = 0; i < room->n_members; i++) {
-        nb_session *s = room->members[i].session;
+    for (uint32_t i = 0; i < l->n_members; i++) {
+        nb_session *s = l->members[i].session;
         if (s->state == NB_SESSION_OPEN && frames[s->codec])
             fanout_deliver(s, frames[s->codec]);
     }
-    for (uint32_t c = 0; c < srv->n_codecs; c++)
-        buf_unref(frames[c]);
 }

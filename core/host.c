@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "server.h"
 #include "session.h"
+#include "worker.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -57,11 +58,11 @@ static void host_config_error(struct nb_plugin_ctx *ctx, const char *key, const 
 }
 
 static void *host_loop(struct nb_plugin_ctx *ctx) {
-    return ctx->worker ? ctx->worker->loop : ctx->server->worker.loop;
+    return ctx->worker ? ctx->worker->loop : ctx->server->main_loop;
 }
 
 static const nb_server_info *host_server_info(struct nb_plugin_ctx *ctx) {
-    return ctx->worker ? &ctx->worker->info : &ctx->server->worker.info;
+    return ctx->worker ? &ctx->worker->info : &ctx->server->workers[0].info;
 }
 
 static int64_t host_now_ms(void) {

@@ -1,8 +1,11 @@
 /*
- * hub.h — rooms hashed to shards. A room lives in shard
- * hash(name) % n_shards; each shard is a chained hash table that grows.
- * With one I/O worker the shards only spread the tables; with several,
- * each shard is the unit of ownership (docs/ARCHITECTURE.md).
+ * hub.h — rooms hashed to shards: shard = FNV-1a(name) % n_shards. Each
+ * shard is a chained hash table that grows, behind its own mutex, so two
+ * I/O threads only contend when they touch rooms of the same shard; there
+ * is no global lock on the message path.
+ *
+ * Functions named *_locked need the shard's lock (hub_lock with the room's
+ * hash).
  */
 #ifndef NEBULA_CORE_HUB_H
 #define NEBULA_CORE_HUB_H
@@ -13,19 +16,25 @@
 
 typedef struct nb_hub nb_hub;
 
-nb_hub *hub_new(uint32_t n_shards, uint32_t history_per_room);
+nb_hub *hub_new(uint32_t n_shards, uint32_t history_per_room, uint32_t n_workers);
+/* Drop every room (the caller made sure no worker runs). */
 void hub_free(nb_hub *hub);
 
 uint32_t hub_hash(const char *name, uint32_t len);
 uint32_t hub_shard_of(const nb_hub *hub, uint32_t hash);
 
-nb_room *hub_find(nb_hub *hub, const char *name, uint32_t len);
+void hub_lock(nb_hub *hub, uint32_t hash);
+void hub_unlock(nb_hub *hub, uint32_t hash);
+
+nb_room *hub_find_locked(nb_hub *hub, const char *name, uint32_t len, uint32_t hash);
 /* Find or create; NULL when out of memory. */
-nb_room *hub_get(nb_hub *hub, const char *name, uint32_t len);
-/* Forget a room that has no members left. */
-void hub_remove(nb_hub *hub, nb_room *room);
+nb_room *hub_get_locked(nb_hub *hub, const char *name, uint32_t len, uint32_t hash);
+/* Take a room with no users out of its shard (drops the table's
+ * reference; queued deliveries may still hold theirs). */
+void hub_remove_locked(nb_hub *hub, nb_room *room);
 
 uint32_t hub_room_count(const nb_hub *hub);
 uint32_t hub_shard_count(const nb_hub *hub);
-uint32_t hub_shard_rooms(const nb_hub *hub, uint32_t shard);
+/* Rooms in one shard (takes the lock). */
+uint32_t hub_shard_rooms(nb_hub *hub, uint32_t shard);
 #endif

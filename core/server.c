@@ -1,11 +1,13 @@
 /*
- * server.c — bring the process up (plugins, worker, signals), run it, and
+ * server.c — bring the process up (plugins, workers, signals), run it, and
  * take it down cleanly.
  *
- * Shutdown (SIGTERM or SIGINT): /readyz turns 503, the transport stops
- * accepting, every client gets close 1001 "server shutting down" after the
- * frames already queued for it, and the loop ends when the last connection
- * is gone or after [server] shutdown_timeout_ms, whichever comes first.
+ * Shutdown (SIGTERM or SIGINT, caught on the main loop): /readyz turns 503,
+ * every worker stops accepting and closes its clients with 1001 "server
+ * shutting down" after the frames already queued for them; the main loop
+ * ends when every worker reports its last connection gone, or after
+ * [server] shutdown_timeout_ms, whichever comes first. Then the workers'
+ * loops are stopped and their threads joined before anything is freed.
  */
 #include "server.h"
 
@@ -14,6 +16,7 @@
 #include "hub.h"
 #include "log.h"
 #include "session.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,20 +79,33 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
     init_metrics(srv);
     const nb_settings *st = &srv->settings;
 
-    nb_worker *w = &srv->worker;
-    w->server = srv;
-    w->index = 0;
-    w->loop = EV_DEFAULT;
-    w->info = (nb_server_info){
-        .struct_size = sizeof(nb_server_info),
-        .worker_index = 0,
-        .worker_count = 1,
-        .listen_port = st->listen_port,
-        .listen_host = st->listen_host,
-        .web_root = st->web_root[0] ? st->web_root : NULL,
-        .node_id = st->node_id,
-        .ws_path = "/ws",
-    };
+    srv->main_loop = EV_DEFAULT;
+    atomic_init(&srv->draining, 0);
+    atomic_init(&srv->drained_workers, 0);
+    atomic_init(&srv->next_id, 0);
+    srv->n_workers = st->io_threads;
+    srv->workers = calloc(srv->n_workers, sizeof *srv->workers);
+    if (!srv->workers) {
+        log_error("out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < srv->n_workers; i++) {
+        nb_worker *w = &srv->workers[i];
+        if (worker_init(w, srv, i) != 0) {
+            log_error("cannot create the event loop of I/O thread %u", i);
+            return -1;
+        }
+        w->info = (nb_server_info){
+            .struct_size = sizeof(nb_server_info),
+            .worker_index = i,
+            .worker_count = srv->n_workers,
+            .listen_port = st->listen_port,
+            .listen_host = st->listen_host,
+            .web_root = st->web_root[0] ? st->web_root : NULL,
+            .node_id = st->node_id,
+            .ws_path = "/ws",
+        };
+    }
 
     if (strcmp(st->store, "none") != 0)
         config_error(cfg, "plugins", "store",
@@ -125,15 +141,19 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
 
     if (load(srv, "transport", st->transport, NB_KIND_TRANSPORT, &srv->transport) == 0) {
         srv->tvt = &srv->transport.vt.transport;
-        if (create_instance(srv, &w->transport_ctx, &srv->transport, w) == 0)
-            w->transport_created = 1;
-        else
-            failed = 1;
+        /* One instance per I/O thread; a failing create stops at the first. */
+        for (uint32_t i = 0; i < srv->n_workers && !failed; i++) {
+            nb_worker *w = &srv->workers[i];
+            if (create_instance(srv, &w->transport_ctx, &srv->transport, w) == 0)
+                w->transport_created = 1;
+            else
+                failed = 1;
+        }
     } else {
         failed = 1;
     }
 
-    srv->hub = hub_new(st->shards, st->history_per_room);
+    srv->hub = hub_new(st->shards, st->history_per_room, srv->n_workers);
     if (!srv->hub) {
         log_error("out of memory creating %u shards", st->shards);
         failed = 1;
@@ -144,42 +164,43 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
     return failed ? -1 : 0;
 }
 
-static void stop_loop(nb_server *srv) {
-    ev_timer_stop(srv->worker.loop, &srv->shutdown_timer);
-    ev_break(srv->worker.loop, EVBREAK_ALL);
+static void stop_main_loop(nb_server *srv) {
+    ev_timer_stop(srv->main_loop, &srv->shutdown_timer);
+    ev_break(srv->main_loop, EVBREAK_ALL);
 }
 
-void server_session_gone(nb_server *srv) {
-    if (srv->draining && srv->worker.n_sessions == 0)
-        stop_loop(srv);
+void server_worker_drained(nb_server *srv) {
+    atomic_fetch_add(&srv->drained_workers, 1);
+    ev_async_send(srv->main_loop, &srv->main_wake);
+}
+
+static void on_main_wake(struct ev_loop *loop, ev_async *a, int revents) {
+    (void)loop;
+    (void)revents;
+    nb_server *srv = a->data;
+    if (atomic_load(&srv->drained_workers) >= srv->n_workers)
+        stop_main_loop(srv);
 }
 
 static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
     (void)loop;
     (void)revents;
     nb_server *srv = t->data;
-    log_warn("%u connection(s) still open after %u ms; closing them now",
-             srv->worker.n_sessions, srv->settings.shutdown_timeout_ms);
-    stop_loop(srv);
+    log_warn("connections still open after %u ms; closing them now",
+             srv->settings.shutdown_timeout_ms);
+    stop_main_loop(srv);
 }
 
 void server_begin_shutdown(nb_server *srv) {
-    if (srv->draining)
+    if (atomic_exchange(&srv->draining, 1))
         return;
-    srv->draining = 1;
-    nb_worker *w = &srv->worker;
-    log_info("shutting down: closing %u connection(s)", w->n_sessions);
-    srv->tvt->stop_accepting(w->transport_ctx.instance);
-    for (nb_session *s = w->sessions; s; s = s->next)
-        session_close(s, 1001, "server shutting down");
-    if (w->n_sessions == 0) {
-        stop_loop(srv);
-        return;
-    }
+    log_info("shutting down: closing every connection with 1001");
     ev_timer_init(&srv->shutdown_timer, on_shutdown_timeout,
                   srv->settings.shutdown_timeout_ms / 1000.0, 0);
     srv->shutdown_timer.data = srv;
-    ev_timer_start(w->loop, &srv->shutdown_timer);
+    ev_timer_start(srv->main_loop, &srv->shutdown_timer);
+    for (uint32_t i = 0; i < srv->n_workers; i++)
+        worker_request_shutdown(&srv->workers[i]);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *sig, int revents) {
@@ -191,43 +212,63 @@ static void on_signal(struct ev_loop *loop, ev_signal *sig, int revents) {
 }
 
 int server_run(nb_server *srv) {
-    nb_worker *w = &srv->worker;
-    if (srv->tvt->start(w->transport_ctx.instance) != NB_OK) {
-        log_error("the transport could not start; see the message above");
-        return 1;
+    /* Listen before any thread runs, so a taken port fails the start. */
+    for (uint32_t i = 0; i < srv->n_workers; i++) {
+        nb_worker *w = &srv->workers[i];
+        if (srv->tvt->start(w->transport_ctx.instance) != NB_OK) {
+            log_error("the transport could not start; see the message above");
+            return 1;
+        }
     }
+    struct ev_loop *loop = srv->main_loop;
     ev_signal_init(&srv->sigterm, on_signal, SIGTERM);
     ev_signal_init(&srv->sigint, on_signal, SIGINT);
     srv->sigterm.data = srv;
     srv->sigint.data = srv;
-    ev_signal_start(w->loop, &srv->sigterm);
-    ev_signal_start(w->loop, &srv->sigint);
-    log_info("nebula %s ready: node %s, %u shard(s), codecs:", NEBULA_VERSION,
-             srv->settings.node_id, srv->settings.shards);
-    for (uint32_t i = 0; i < srv->n_codecs; i++)
-        log_info("  codec %s (%s)%s", srv->codecs[i].plugin.desc.name,
-                 srv->codecs[i].vt->subprotocol, i == 0 ? " default" : "");
-    ev_run(w->loop, 0);
-    ev_signal_stop(w->loop, &srv->sigterm);
-    ev_signal_stop(w->loop, &srv->sigint);
+    ev_signal_start(loop, &srv->sigterm);
+    ev_signal_start(loop, &srv->sigint);
+    ev_async_init(&srv->main_wake, on_main_wake);
+    srv->main_wake.data = srv;
+    ev_async_start(loop, &srv->main_wake);
+    int rc = 0;
+    for (uint32_t i = 0; i < srv->n_workers; i++)
+        if (worker_start_thread(&srv->workers[i]) != 0) {
+            log_error("cannot start I/O thread %u", i);
+            rc = 1;
+            break;
+        }
+    if (rc == 0) {
+        log_info("nebula %s ready: node %s, %u I/O thread(s), %u shard(s)", NEBULA_VERSION,
+                 srv->settings.node_id, srv->n_workers, srv->settings.shards);
+        for (uint32_t i = 0; i < srv->n_codecs; i++)
+            log_info("codec %s (%s)%s", srv->codecs[i].plugin.desc.name,
+                     srv->codecs[i].vt->subprotocol, i == 0 ? ", the default" : "");
+        ev_run(loop, 0);
+    }
+    for (uint32_t i = 0; i < srv->n_workers; i++)
+        worker_stop_and_join(&srv->workers[i]);
+    ev_async_stop(loop, &srv->main_wake);
+    ev_signal_stop(loop, &srv->sigterm);
+    ev_signal_stop(loop, &srv->sigint);
+    ev_timer_stop(loop, &srv->shutdown_timer);
     log_info("stopped");
-    return 0;
+    return rc;
 }
 
 void server_free(nb_server *srv) {
-    nb_worker *w = &srv->worker;
-    /* The transport frees its connections without calling back; the
-     * sessions that were still open are freed here. */
-    if (w->transport_created)
-        srv->transport.desc.destroy(w->transport_ctx.instance);
-    while (w->sessions) {
-        nb_session *s = w->sessions;
-        while (s->n_rooms) {
-            nb_session_room *r = &s->rooms[--s->n_rooms];
-            room_remove_member(r->room, r->member_idx, s->codec);
-        }
-        session_free(s);
+    /* Threads are joined. Each transport frees its connections without
+     * calling back; the sessions still open are freed here, then the
+     * queued deliveries, then the rooms. */
+    for (uint32_t i = 0; srv->workers && i < srv->n_workers; i++) {
+        nb_worker *w = &srv->workers[i];
+        if (w->transport_created)
+            srv->transport.desc.destroy(w->transport_ctx.instance);
+        while (w->sessions)
+            session_free(w->sessions);
     }
+    for (uint32_t i = 0; srv->workers && i < srv->n_workers; i++)
+        worker_free(&srv->workers[i]);
+    free(srv->workers);
     hub_free(srv->hub);
     for (uint32_t i = 0; i < srv->n_codecs; i++) {
         if (srv->codecs[i].created)
@@ -246,8 +287,9 @@ int32_t server_http_request(nb_server *srv, const nb_http_request *req, nb_http_
         resp->status = 200;
         text = "ok\n";
     } else if (strcmp(req->path, "/readyz") == 0) {
-        resp->status = srv->draining ? 503 : 200;
-        text = srv->draining ? "shutting down\n" : "ready\n";
+        int draining = atomic_load(&srv->draining);
+        resp->status = draining ? 503 : 200;
+        text = draining ? "shutting down\n" : "ready\n";
     } else if (strcmp(req->path, "/metrics") == 0) {
         resp->status = 200;
         body = metrics_render();

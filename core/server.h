@@ -2,10 +2,10 @@
  * server.h — the process: settings, loaded plugins, the I/O worker(s) with
  * their loops, the hub of rooms, and shutdown orchestration.
  *
- * Threads: this version runs one I/O worker on the main loop. The
- * structures are laid out for several (docs/ARCHITECTURE.md): a transport
- * instance per worker, sessions owned by the worker whose loop runs their
- * connection, codec instances shared (thread-safe by contract).
+ * Threads (docs/ARCHITECTURE.md): [server] io_threads workers, each a
+ * thread with its own libev loop, transport instance and sessions (worker.h);
+ * the main thread's loop handles signals and shutdown. Codec instances are
+ * shared (thread-safe by contract); rooms live in locked shards (hub.h).
  */
 #ifndef NEBULA_CORE_SERVER_H
 #define NEBULA_CORE_SERVER_H
@@ -17,6 +17,7 @@
 
 #include <ev.h>
 #include <nebula/host.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef struct nb_server nb_server;
@@ -39,17 +40,6 @@ typedef struct nb_codec_slot {
     int created;
 } nb_codec_slot;
 
-struct nb_worker {
-    nb_server *server;
-    uint32_t index;
-    struct ev_loop *loop;
-    struct nb_plugin_ctx transport_ctx;
-    int transport_created;
-    nb_server_info info;
-    nb_session *sessions; /* every live session of this worker */
-    uint32_t n_sessions;
-};
-
 typedef struct nb_server_metrics {
     nb_metric *connections;
     nb_metric *rooms;
@@ -68,14 +58,18 @@ struct nb_server {
     const nb_transport_vtable *tvt;
     nb_codec_slot codecs[NB_MAX_CODECS];
     uint32_t n_codecs;
-    nb_worker worker; /* one I/O worker in this version */
+    nb_worker *workers; /* [n_workers] I/O workers */
+    uint32_t n_workers;
     nb_hub *hub;
-    int draining;
+    struct ev_loop *main_loop; /* signals, shutdown timer */
+    atomic_int draining;
+    atomic_uint drained_workers; /* workers whose sessions are all closed */
     uint64_t id_epoch;
-    uint64_t next_id;
+    atomic_uint_fast64_t next_id;
     ev_signal sigterm;
     ev_signal sigint;
     ev_timer shutdown_timer;
+    ev_async main_wake;
     nb_server_metrics m;
 };
 
@@ -96,8 +90,8 @@ void server_free(nb_server *srv);
 /* Begin a graceful shutdown (as on SIGTERM). */
 void server_begin_shutdown(nb_server *srv);
 
-/* Called by session code when a worker's last session is gone. */
-void server_session_gone(nb_server *srv);
+/* A worker that was closing has no session left (any thread). */
+void server_worker_drained(nb_server *srv);
 
 /* The core's answer to plain HTTP requests (/healthz, /readyz, /metrics). */
 int32_t server_http_request(nb_server *srv, const nb_http_request *req, nb_http_response *resp);

@@ -8,6 +8,7 @@
 #include "fanout.h"
 #include "hub.h"
 #include "log.h"
+#include "worker.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,7 +61,7 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
                      nb_open_reply *reply) {
     nb_server *srv = ctx->server;
     nb_worker *w = ctx->worker;
-    if (srv->draining) {
+    if (atomic_load(&srv->draining)) {
         reply->http_status = 503;
         reply->reason = "server shutting down";
         return NB_OK;
@@ -147,7 +148,12 @@ void session_member_moved(nb_session *s, uint32_t slot, uint32_t idx) {
     s->rooms[slot].member_idx = idx;
 }
 
-/* ---- rooms ---------------------------------------------------------- */
+/* ---- rooms ----------------------------------------------------------
+ *
+ * The shared half of a room changes only under its shard lock, and every
+ * event about the room (join, leave, presence, message) is posted to the
+ * workers while that lock is held: all members see one order.
+ */
 
 static int find_slot(const nb_session *s, const char *room, uint32_t len) {
     for (uint32_t i = 0; i < s->n_rooms; i++) {
@@ -158,23 +164,27 @@ static int find_slot(const nb_session *s, const char *room, uint32_t len) {
     return -1;
 }
 
-static void send_presence(nb_server *srv, nb_room *room) {
+/* Shard lock held. */
+static void post_presence_locked(nb_worker *w, nb_room *room, int64_t ts) {
     nb_msg m = msg_new(NB_MSG_PRESENCE);
     m.room = str_of(room->name, room->name_len);
-    m.ts = now_ms();
+    m.ts = ts;
     nb_str empty;
     m.users = room_user_list(room, &m.n_users);
-    if (!m.users) {
-        m.users = &empty; /* no members (or no memory): an empty list */
-        m.n_users = 0;
-    }
-    fanout_room(srv, room, &m);
+    if (!m.users)
+        m.users = &empty; /* no users (or no memory): an empty list */
+    fanout_post_locked(w, room, &m);
     if (m.users != &empty)
         free((void *)m.users);
 }
 
+static void update_room_gauge(nb_server *srv) {
+    metrics_set(srv->m.rooms, hub_room_count(srv->hub));
+}
+
 static void do_join(nb_session *s, const char *name, uint32_t len, int on_connect) {
-    nb_server *srv = s->worker->server;
+    nb_worker *w = s->worker;
+    nb_server *srv = w->server;
     nb_str room_str = str_of(name, len);
     if (find_slot(s, name, len) >= 0) {
         send_error(s, "already_joined", "you are already in this room", &room_str);
@@ -182,13 +192,6 @@ static void do_join(nb_session *s, const char *name, uint32_t len, int on_connec
     }
     if (s->n_rooms >= srv->settings.rooms_per_connection) {
         send_error(s, "too_many_rooms", "leave a room before joining another", &room_str);
-        return;
-    }
-    nb_room *existing = hub_find(srv->hub, name, len);
-    if (existing && room_find_user(existing, s->user, s->user_len) >= 0) {
-        send_error(s, "username_taken", "this username is already in the room", &room_str);
-        if (on_connect)
-            session_close(s, 4409, "username taken");
         return;
     }
     if (s->n_rooms == s->cap_rooms) {
@@ -201,17 +204,35 @@ static void do_join(nb_session *s, const char *name, uint32_t len, int on_connec
         s->rooms = r;
         s->cap_rooms = cap;
     }
-    nb_room *room = existing ? existing : hub_get(srv->hub, name, len);
-    int idx = room ? room_add_member(room, s, s->n_rooms, s->codec) : -1;
+    uint32_t hash = hub_hash(name, len);
+    hub_lock(srv->hub, hash);
+    nb_room *room = hub_find_locked(srv->hub, name, len, hash);
+    if (room && room_has_user(room, s->user, s->user_len)) {
+        hub_unlock(srv->hub, hash);
+        send_error(s, "username_taken", "this username is already in the room", &room_str);
+        if (on_connect)
+            session_close(s, 4409, "username taken");
+        return;
+    }
+    if (!room)
+        room = hub_get_locked(srv->hub, name, len, hash);
+    int idx = -1;
+    if (room && room_add_user(room, s->user, s->user_len, w->index, s->codec) == 0) {
+        idx = room_local_add(room, w->index, s, s->n_rooms);
+        if (idx < 0)
+            room_remove_user(room, s->user, s->user_len, w->index, s->codec);
+    }
     if (idx < 0) {
-        if (room && !room->n_members)
-            hub_remove(srv->hub, room);
+        if (room && !room->n_users)
+            hub_remove_locked(srv->hub, room);
+        hub_unlock(srv->hub, hash);
         send_error(s, "internal", "out of memory", &room_str);
         return;
     }
     s->rooms[s->n_rooms++] = (nb_session_room){.room = room, .member_idx = (uint32_t)idx};
-    metrics_set(srv->m.rooms, hub_room_count(srv->hub));
 
+    /* History goes straight to the joiner, before the join event below
+     * (which reaches the joiner through the inbox, after the unlock). */
     for (uint32_t i = 0; i < room->hist_len; i++) {
         nb_msg h;
         room_history_get(room, i, &h);
@@ -221,40 +242,50 @@ static void do_join(nb_session *s, const char *name, uint32_t len, int on_connec
     j.room = str_of(room->name, room->name_len);
     j.sender = str_of(s->user, s->user_len);
     j.ts = now_ms();
-    fanout_room(srv, room, &j);
-    send_presence(srv, room);
+    fanout_post_locked(w, room, &j);
+    post_presence_locked(w, room, j.ts);
+    hub_unlock(srv->hub, hash);
+    update_room_gauge(srv);
+    worker_flush(w);
 }
 
-/* Remove the session from the room in `slot`; tell the others (and the
+/* Take the session out of the room in `slot`; tell the others (and the
  * leaver, when it asked). */
 static void do_leave(nb_session *s, uint32_t slot, int tell_leaver) {
-    nb_server *srv = s->worker->server;
+    nb_worker *w = s->worker;
+    nb_server *srv = w->server;
     nb_room *room = s->rooms[slot].room;
-    room_remove_member(room, s->rooms[slot].member_idx, s->codec);
+    room_local_remove(room, w->index, s->rooms[slot].member_idx);
     uint32_t last = s->n_rooms - 1;
     if (slot != last) {
         s->rooms[slot] = s->rooms[last];
         nb_room *moved = s->rooms[slot].room;
-        moved->members[s->rooms[slot].member_idx].slot = slot;
+        moved->local[w->index].members[s->rooms[slot].member_idx].slot = slot;
     }
     s->n_rooms = last;
 
-    if (!srv->draining) {
-        nb_msg m = msg_new(NB_MSG_LEAVE);
-        m.room = str_of(room->name, room->name_len);
-        m.sender = str_of(s->user, s->user_len);
-        m.ts = now_ms();
-        if (tell_leaver)
-            fanout_send(s, &m);
-        if (room->n_members) {
-            fanout_room(srv, room, &m);
-            send_presence(srv, room);
-        }
+    char name[NB_ROOM_MAX + 1];
+    uint32_t name_len = room->name_len;
+    memcpy(name, room->name, name_len);
+    uint32_t hash = room->hash;
+    nb_msg m = msg_new(NB_MSG_LEAVE);
+    m.room = str_of(name, name_len);
+    m.sender = str_of(s->user, s->user_len);
+    m.ts = now_ms();
+
+    hub_lock(srv->hub, hash);
+    room_remove_user(room, s->user, s->user_len, w->index, s->codec);
+    if (room->n_users && !atomic_load(&srv->draining)) {
+        fanout_post_locked(w, room, &m);
+        post_presence_locked(w, room, m.ts);
     }
-    if (!room->n_members) {
-        hub_remove(srv->hub, room);
-        metrics_set(srv->m.rooms, hub_room_count(srv->hub));
-    }
+    if (!room->n_users)
+        hub_remove_locked(srv->hub, room); /* may free it: not touched below */
+    hub_unlock(srv->hub, hash);
+    if (tell_leaver)
+        fanout_send(s, &m);
+    update_room_gauge(srv);
+    worker_flush(w);
 }
 
 /* ---- incoming messages ---------------------------------------------- */
@@ -335,15 +366,19 @@ static void on_chat(nb_session *s, const nb_msg *in) {
     }
     nb_room *room = s->rooms[slot].room;
     char id[48];
-    int idlen = snprintf(id, sizeof id, "%" PRIx64 "-%" PRIu64, srv->id_epoch, ++srv->next_id);
+    uint64_t seq = atomic_fetch_add_explicit(&srv->next_id, 1, memory_order_relaxed) + 1;
+    int idlen = snprintf(id, sizeof id, "%" PRIx64 "-%" PRIu64, srv->id_epoch, seq);
     nb_msg m = msg_new(NB_MSG_MESSAGE);
     m.room = str_of(room->name, room->name_len);
     m.sender = str_of(s->user, s->user_len);
     m.content = in->content;
     m.id = str_of(id, (uint32_t)idlen);
     m.ts = now_ms();
+    hub_lock(srv->hub, room->hash);
     room_history_add(room, &m);
-    fanout_room(srv, room, &m);
+    fanout_post_locked(s->worker, room, &m);
+    hub_unlock(srv->hub, room->hash);
+    worker_flush(s->worker);
 }
 
 void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data,
@@ -426,8 +461,8 @@ void session_closed(struct nb_session *s, uint32_t code) {
     s->state = NB_SESSION_CLOSING;
     while (s->n_rooms)
         do_leave(s, s->n_rooms - 1, 0);
-    nb_server *srv = s->worker->server;
+    nb_worker *w = s->worker;
     session_free(s);
-    if (srv->draining)
-        server_session_gone(srv);
+    if (w->closing && w->n_sessions == 0)
+        server_worker_drained(w->server);
 }

@@ -95,6 +95,12 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
                          "\"%s\": expected \"HOST:PORT\", e.g. \"0.0.0.0:8080\"", listen);
     }
     s->shards = get_u32(cfg, "server", "shards", 64, 1, 65536);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    if (cores > NB_MAX_WORKERS)
+        cores = NB_MAX_WORKERS;
+    s->io_threads = get_u32(cfg, "server", "io_threads", cores, 1, NB_MAX_WORKERS);
     const char *web_root = NULL;
     if (config_get_string(cfg, "server", "web_root", NULL, &web_root) == 1) {
         if (web_root[0])

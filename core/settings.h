@@ -11,12 +11,14 @@
 #include <stdint.h>
 
 #define NB_MAX_CODECS 8
+#define NB_MAX_WORKERS 64
 
 typedef struct nb_settings {
     /* [server] */
     char listen_host[256];
     uint32_t listen_port;
     uint32_t shards;
+    uint32_t io_threads;
     char web_root[4096]; /* "" = serve no files */
     char node_id[128];
     uint32_t log_level;

@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Run every test in the plain build, then the unit and integration tests in
-# the ASan+UBSan build, and end with one line "N passed, N failed".
+# the ASan+UBSan build and in the TSan build, and end with one line
+# "N passed, N failed".
 set -uo pipefail
 plain=${1:-build}
 asan=${2:-build-asan}
+tsan=${3:-build-tsan}
 
 # Sanitizer builds: leak reports need the plugins still mapped at exit.
 export NEBULA_NO_DLCLOSE=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=24
+export TSAN_OPTIONS=halt_on_error=0:exitcode=25:second_deadlock_stack=1
 
 status=0
 meson test -C "$plain" --print-errorlogs --num-processes 1 || status=1
-meson test -C "$asan" --print-errorlogs --num-processes 1 --no-suite e2e || status=1
+meson test -C "$asan" --print-errorlogs --num-processes 1 --no-suite e2e --no-suite lint || status=1
+meson test -C "$tsan" --print-errorlogs --num-processes 1 --suite integration || status=1
 
-count() { # count results by status across both logs
-  jq -s '[.[] | select(.result == "'"$1"'")] | length' "$plain/meson-logs/testlog.json" \
-    "$asan/meson-logs/testlog.json" 2>/dev/null || echo 0
+logs=()
+for b in "$plain" "$asan" "$tsan"; do
+  [ -f "$b/meson-logs/testlog.json" ] && logs+=("$b/meson-logs/testlog.json")
+done
+count() { # results with this status, across every build's log
+  [ ${#logs[@]} -eq 0 ] && { echo 0; return; }
+  jq -s '[.[] | select(.result == "'"$1"'")] | length' "${logs[@]}"
 }
 passed=$(count OK)
 failed=$(( $(count FAIL) + $(count TIMEOUT) + $(count ERROR) ))

@@ -44,9 +44,9 @@ typedef struct nb_transport_vtable {
     uint32_t reserved;
 
     /* Bind and listen (host->server_info) and start accepting on the
-     * instance's loop. Called once, on the loop thread, before the loop
-     * runs. Returns NB_OK, or an NB_ERR_* code after logging why (e.g. the
-     * address is in use). */
+     * instance's loop. Called once, before the loop's thread starts (so
+     * every instance has bound before any runs). Returns NB_OK, or an
+     * NB_ERR_* code after logging why (e.g. the address is in use). */
     int32_t (*start)(void *instance);
 
     /* Stop accepting new connections; existing ones go on. Idempotent. */

@@ -1,0 +1,160 @@
+// Protection rules: slow consumers, the rate limit, heartbeats, and the
+// open-file limit. Each case checks that the others are not affected.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../lib/server.mjs';
+import { Client } from '../lib/client.mjs';
+import { rawConnect, frame } from '../lib/rawws.mjs';
+
+async function metric(srv, name) {
+  const text = await (await fetch(`${srv.url}/metrics`)).text();
+  const m = text.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+  return m ? Number(m[1]) : NaN;
+}
+
+async function until(cond, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timeout: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('a client that never reads is dropped; the room keeps flowing', { timeout: 60000 }, async () => {
+  const srv = await startServer({ limits: { messages_per_second: 0, max_queued_bytes: 262144 } });
+  try {
+    const a = await Client.connect(srv.wsUrl('busy', 'alice'));
+    const b = await Client.connect(srv.wsUrl('busy', 'bob'));
+    const slow = await rawConnect(srv.port, '/ws?room=busy&username=slow', { noRead: true });
+    await a.next((f) => f.type === 'presence' && f.users.includes('slow'));
+    const big = 'x'.repeat(32000);
+    // ~19 MB towards the reader that never reads: far beyond the kernel's
+    // socket buffers plus max_queued_bytes.
+    for (let i = 0; i < 600; i++) a.send({ type: 'message', room: 'busy', content: `${i} ${big}` });
+    await a.next((f) => f.type === 'leave' && f.sender === 'slow', 30000);
+    assert.equal(await metric(srv, 'nebula_slow_consumers_total'), 1);
+    // bob, who reads, got every message in order
+    for (let i = 0; i < 600; i++) {
+      const m = await b.next('message', 20000);
+      assert.ok(m.content.startsWith(`${i} `), `message ${i} out of order`);
+    }
+    a.send({ type: 'message', room: 'busy', content: 'still flowing' });
+    await b.next((f) => f.type === 'message' && f.content === 'still flowing');
+    slow.destroy();
+    a.close(); b.close();
+  } finally {
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
+test('a client over the rate limit gets rate_limited; others are unaffected', async () => {
+  const srv = await startServer({ limits: { messages_per_second: 5, burst: 5, max_errors: 1000 } });
+  try {
+    const spam = await Client.connect(srv.wsUrl('r', 'spammer'));
+    const ok = await Client.connect(srv.wsUrl('r', 'calm'));
+    await ok.next((f) => f.type === 'presence' && f.users.length === 2);
+    for (let i = 0; i < 30; i++) spam.send({ type: 'message', room: 'r', content: `spam ${i}` });
+    const err = await spam.next('error');
+    assert.equal(err.code, 'rate_limited');
+    // The burst passed (5), most of the rest did not.
+    await new Promise((r) => setTimeout(r, 300));
+    const passed = ok.frames.filter((f) => f.type === 'message' && f.sender === 'spammer').length;
+    assert.ok(passed >= 5 && passed <= 8, `passed ${passed}`);
+    ok.send({ type: 'message', room: 'r', content: 'calm message' });
+    await spam.next((f) => f.type === 'message' && f.content === 'calm message');
+    assert.ok(await metric(srv, 'nebula_rate_limited_total') >= 20);
+    spam.close(); ok.close();
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('sustained abuse of the rate limit closes with 4429', async () => {
+  const srv = await startServer({ limits: { messages_per_second: 2, burst: 2, max_errors: 10 } });
+  try {
+    const spam = await Client.connect(srv.wsUrl('r', 'spammer'));
+    for (let i = 0; i < 40; i++) spam.send({ type: 'message', room: 'r', content: `spam ${i}` });
+    const c = await spam.waitClose(5000);
+    assert.equal(c.code, 4429);
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('a client that never answers pings is reaped by the heartbeat', { timeout: 30000 }, async () => {
+  const srv = await startServer({
+    extra: '[transport-ws]\nping_interval_ms = 200\npong_timeout_ms = 700\n',
+  });
+  try {
+    const a = await Client.connect(srv.wsUrl('hb', 'alice')); // ws answers pings itself
+    const mute = await rawConnect(srv.port, '/ws?room=hb&username=mute');
+    mute.on('data', () => {}); // reads, but never sends a pong
+    await a.next((f) => f.type === 'presence' && f.users.includes('mute'));
+    const t0 = Date.now();
+    await a.next((f) => f.type === 'leave' && f.sender === 'mute', 10000);
+    assert.ok(Date.now() - t0 < 5000);
+    // alice, who answers pings, is still connected after several intervals
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(a.closed, null);
+    a.send({ type: 'message', room: 'hb', content: 'alive' });
+    await a.next((f) => f.type === 'message' && f.content === 'alive');
+    mute.destroy();
+    a.close();
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('at the open-file limit, new clients are refused and existing ones keep chatting', { timeout: 60000 }, async () => {
+  // 64 descriptors: a few for the process, the rest for clients.
+  const srv = await startServer({
+    wrapper: ['sh', '-c', 'ulimit -n 64 && exec "$0" "$@"'],
+    server: { io_threads: 1 },
+  });
+  try {
+    const a = await Client.connect(srv.wsUrl('fd', 'alice'));
+    const b = await Client.connect(srv.wsUrl('fd', 'bob'));
+    await a.next((f) => f.type === 'presence' && f.users.length === 2);
+    const extra = [];
+    let refused = 0;
+    for (let i = 0; i < 80; i++) {
+      try { extra.push(await Client.connect(srv.wsUrl('other', `u${i}`))); } catch { refused++; }
+    }
+    assert.ok(refused > 0, 'some connections should be refused at the limit');
+    a.send({ type: 'message', room: 'fd', content: 'still here' });
+    await b.next((f) => f.type === 'message' && f.content === 'still here', 5000);
+    for (const c of extra) c.close();
+    // Once descriptors are free again, new clients get in.
+    await until(async () => {
+      try { const c = await Client.connect(srv.wsUrl('fd', 'carol')); c.close(); return true; } catch { return false; }
+    }, 10000, 'a new client after the others left');
+    const { stderr } = srv.output();
+    const lines = stderr.split('\n').filter((l) => /descriptor|EMFILE|open files/i.test(l));
+    assert.ok(lines.length >= 1 && lines.length <= 3, `logged ${lines.length} times:\n${lines.join('\n')}`);
+    a.close(); b.close();
+  } finally {
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
+test('frames still go out after a client closes its reading side half-way', async () => {
+  // A raw client sends a message and closes: the server must not crash on
+  // writing to it, and the others see it leave.
+  const srv = await startServer();
+  try {
+    const a = await Client.connect(srv.wsUrl('h', 'alice'));
+    const raw = await rawConnect(srv.port, '/ws?room=h&username=ghost');
+    await a.next((f) => f.type === 'presence' && f.users.includes('ghost'));
+    raw.write(frame(1, JSON.stringify({ type: 'message', room: 'h', content: 'boo' })));
+    raw.end();
+    await a.next((f) => f.type === 'message' && f.content === 'boo');
+    await a.next((f) => f.type === 'leave' && f.sender === 'ghost', 5000);
+    a.close();
+  } finally {
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
