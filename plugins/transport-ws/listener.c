@@ -1,0 +1,192 @@
+/*
+ * listener.c — the listening socket and the accept loop.
+ *
+ * Every I/O thread's instance binds its own socket; with more than one
+ * thread they share the address through SO_REUSEPORT and the kernel
+ * spreads new connections over them.
+ *
+ * Out of file descriptors (EMFILE/ENFILE): the pending connection cannot
+ * be accepted, the listening socket stays readable, and a level-triggered
+ * loop would spin. So one descriptor is kept in reserve (/dev/null): at
+ * the limit it is closed, the waiting connections are accepted and closed
+ * at once (the clients see a refusal instead of a hang), and the reserve
+ * is reopened. If even that fails, accepting pauses for 100 ms. The
+ * condition is logged once a minute at most, with a count.
+ */
+#include "tws.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ACCEPTS_PER_EVENT 64
+#define EMFILE_LOG_EVERY_MS 60000
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void fd_exhausted(tws *t, int err) {
+    uint64_t refused = 0;
+    if (t->spare_fd >= 0) {
+        close(t->spare_fd);
+        t->spare_fd = -1;
+        for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+            int fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;
+            }
+            close(fd);
+            refused++;
+        }
+        t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (t->spare_fd < 0) {
+        /* No reserve left: give the loop a rest instead of spinning. */
+        ev_io_stop(t->loop, &t->accept_w);
+        ev_timer_stop(t->loop, &t->accept_pause);
+        ev_timer_set(&t->accept_pause, 0.1, 0.);
+        ev_timer_start(t->loop, &t->accept_pause);
+    }
+    /* accept() reports EMFILE before looking at the queue: at the limit
+     * with nobody waiting, nothing was refused and nothing is logged. */
+    if (!refused)
+        return;
+    t->emfile_refused += refused;
+    t->host->metric_add(t->m.refused, (int64_t)refused);
+    int64_t now = tws_now_ms(t);
+    if (t->emfile_logged_ms == 0 || now - t->emfile_logged_ms >= EMFILE_LOG_EVERY_MS) {
+        struct rlimit rl;
+        unsigned long long lim =
+            getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
+        t->host->log(t->ctx, NB_LOG_WARN,
+                     "out of file descriptors (%s, open files limit %llu): refusing new "
+                     "connections until some close; %" PRIu64 " refused so far",
+                     err == ENFILE ? "ENFILE" : "EMFILE", lim, t->emfile_refused);
+        t->emfile_logged_ms = now;
+    }
+}
+
+static void pause_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+    (void)revents;
+    tws *t = w->data;
+    if (t->spare_fd < 0)
+        t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (t->lfd >= 0)
+        ev_io_start(loop, &t->accept_w);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
+    (void)loop;
+    (void)revents;
+    tws *t = w->data;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                fd_exhausted(t, errno);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                t->host->log(t->ctx, NB_LOG_WARN, "accept: %s", strerror(errno));
+            return;
+        }
+        /* Chat frames are small and we coalesce writes ourselves. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!tws_conn_new(t, fd)) {
+            close(fd);
+            continue;
+        }
+        t->host->metric_add(t->m.accepted, 1);
+    }
+}
+
+static int bind_one(const struct addrinfo *ai, int reuseport, int *err) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+        *err = errno;
+        return -1;
+    }
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, TWS_LISTEN_BACKLOG) != 0) {
+        *err = errno;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int tws_listen_start(tws *t) {
+    const nb_server_info *si = t->info;
+    const char *host = si->listen_host && *si->listen_host ? si->listen_host : NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%u", si->listen_port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    const char *shown = host ? host : "*";
+    int v6 = strchr(shown, ':') != NULL;
+    if (gai != 0) {
+        t->host->log(t->ctx, NB_LOG_ERROR, "cannot listen on %s%s%s:%u: %s", v6 ? "[" : "", shown,
+                     v6 ? "]" : "", si->listen_port, gai_strerror(gai));
+        return NB_ERR_IO;
+    }
+    int err = 0;
+    int fd = -1;
+    for (const struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
+        fd = bind_one(ai, si->worker_count > 1, &err);
+    freeaddrinfo(res);
+    if (fd < 0) {
+        t->host->log(t->ctx, NB_LOG_ERROR, "cannot listen on %s%s%s:%u: %s", v6 ? "[" : "", shown,
+                     v6 ? "]" : "", si->listen_port, strerror(err));
+        return NB_ERR_IO;
+    }
+    t->lfd = fd;
+    t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ev_io_init(&t->accept_w, accept_cb, fd, EV_READ);
+    t->accept_w.data = t;
+    ev_timer_init(&t->accept_pause, pause_cb, 0.1, 0.);
+    t->accept_pause.data = t;
+    ev_io_start(t->loop, &t->accept_w);
+    if (si->worker_index == 0) {
+        /* The bound port: the config may have asked for port 0. */
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof ss);
+        socklen_t sl = sizeof ss;
+        unsigned bound = si->listen_port;
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+            bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+        t->host->log(t->ctx, NB_LOG_INFO, "listening on http://%s%s%s:%u", v6 ? "[" : "",
+                     host ? host : "0.0.0.0", v6 ? "]" : "", bound);
+    }
+    return NB_OK;
+}
+
+void tws_listen_stop(tws *t) {
+    if (t->lfd < 0)
+        return;
+    ev_io_stop(t->loop, &t->accept_w);
+    ev_timer_stop(t->loop, &t->accept_pause);
+    close(t->lfd);
+    t->lfd = -1;
+    if (t->spare_fd >= 0) {
+        close(t->spare_fd);
+        t->spare_fd = -1;
+    }
+}

@@ -1,0 +1,181 @@
+/*
+ * plugin.c — transport-ws: the descriptor, the vtable, the [transport-ws]
+ * config section, and create/start/destroy. docs/TRANSPORT_WS.md
+ * describes the behaviour and every key.
+ */
+#include "tws.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Read an integer key and check its range; reports its own errors. */
+static int cfg_int(tws *t, const char *key, int64_t def, int64_t min, int64_t max, int64_t *out) {
+    if (t->host->config_int(t->ctx, key, def, out) != NB_OK)
+        return -1;
+    if (*out < min || *out > max) {
+        char why[128];
+        snprintf(why, sizeof why, "must be between %lld and %lld", (long long)min, (long long)max);
+        t->host->config_error(t->ctx, key, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Every key is read even after a bad one, so all mistakes are reported. */
+static int read_config(tws *t) {
+    int64_t v[6];
+    int bad = 0;
+    bad |= cfg_int(t, "max_message_bytes", 1048576, 125, 1 << 30, &v[0]);
+    bad |= cfg_int(t, "max_header_bytes", 8192, 1024, 65536, &v[1]);
+    bad |= cfg_int(t, "ping_interval_ms", 30000, 0, 86400000, &v[2]);
+    bad |= cfg_int(t, "pong_timeout_ms", 60000, 0, 86400000, &v[3]);
+    bad |= cfg_int(t, "close_timeout_ms", 3000, 10, 600000, &v[4]);
+    bad |= cfg_int(t, "handshake_timeout_ms", 10000, 100, 600000, &v[5]);
+    if (bad)
+        return -1;
+    tws_config *c = &t->cfg;
+    c->max_message_bytes = (uint64_t)v[0];
+    c->max_header_bytes = (uint32_t)v[1];
+    c->ping_interval_ms = (uint32_t)v[2];
+    c->pong_timeout_ms = (uint32_t)v[3];
+    c->close_timeout_ms = (uint32_t)v[4];
+    c->handshake_timeout_ms = (uint32_t)v[5];
+    /* A client that answers every ping must never look dead. */
+    if (c->ping_interval_ms && c->pong_timeout_ms && c->pong_timeout_ms <= c->ping_interval_ms) {
+        t->host->config_error(t->ctx, "pong_timeout_ms",
+                              "must be larger than ping_interval_ms (or 0 to disable)");
+        return -1;
+    }
+    return 0;
+}
+
+static void init_metrics(tws *t) {
+    const nb_host *h = t->host;
+    struct nb_plugin_ctx *x = t->ctx;
+    t->m.accepted = h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_connections_accepted_total",
+                                  "TCP connections accepted by the WebSocket transport");
+    t->m.refused = h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_connections_refused_total",
+                                 "connections closed unserved: out of file descriptors");
+    t->m.upgrades = h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_upgrades_total",
+                                  "WebSocket handshakes completed (101 sent)");
+    t->m.http_requests = h->metric_new(x, NB_METRIC_COUNTER, "nebula_http_requests_total",
+                                       "plain HTTP requests answered (no upgrade)");
+    t->m.protocol_errors =
+        h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_protocol_errors_total",
+                      "WebSocket connections failed for breaking RFC 6455 (1002, 1007, 1009)");
+    t->m.heartbeat_timeouts =
+        h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_heartbeat_timeouts_total",
+                      "connections closed with 4001: silent beyond pong_timeout_ms");
+    t->m.bytes_in = h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_received_bytes_total",
+                                  "bytes read from client sockets");
+    t->m.bytes_out = h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_sent_bytes_total",
+                                   "bytes written to client sockets");
+    t->m.sockets = h->metric_new(x, NB_METRIC_GAUGE, "nebula_ws_sockets",
+                                 "client sockets open now (HTTP, WebSocket and closing)");
+}
+
+static int32_t tws_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **instance) {
+    tws *t = calloc(1, sizeof *t);
+    if (!t) {
+        host->log(ctx, NB_LOG_ERROR, "out of memory");
+        return NB_ERR_NOMEM;
+    }
+    t->host = host;
+    t->ctx = ctx;
+    t->lfd = -1;
+    t->spare_fd = -1;
+    if (read_config(t) != 0) {
+        free(t);
+        return NB_ERR_CONFIG;
+    }
+    t->info = host->server_info(ctx);
+    t->loop = host->loop(ctx);
+    t->rbuf = malloc(TWS_RBUF_SIZE);
+    /* Strings copied out of one request head never outgrow the head. */
+    t->scratch_len = t->cfg.max_header_bytes + 64u;
+    t->scratch = malloc(t->scratch_len);
+    if (!t->rbuf || !t->scratch || !t->info || !t->loop) {
+        host->log(ctx, NB_LOG_ERROR, "out of memory");
+        free(t->rbuf);
+        free(t->scratch);
+        free(t);
+        return NB_ERR_NOMEM;
+    }
+    if (t->info->web_root && *t->info->web_root)
+        t->web_root = realpath(t->info->web_root, NULL);
+    init_metrics(t);
+    *instance = t;
+    return NB_OK;
+}
+
+static int32_t tws_start(void *instance) {
+    tws *t = instance;
+    if (t->started)
+        return NB_OK;
+    t->ping = t->host->buf_new(0, 2);
+    if (!t->ping) {
+        t->host->log(t->ctx, NB_LOG_ERROR, "out of memory");
+        return NB_ERR_NOMEM;
+    }
+    tws_frame_header(t->ping->data, TWS_OP_PING, 0);
+    t->ping->len = 2;
+    t->ping->tailroom -= 2;
+    if (tws_listen_start(t) != NB_OK)
+        return NB_ERR_IO;
+    tws_conn_start(t);
+    t->started = 1;
+    if (t->info->worker_index == 0 && t->info->web_root && *t->info->web_root && !t->web_root)
+        t->host->log(t->ctx, NB_LOG_WARN, "web_root %s cannot be opened: no files are served",
+                     t->info->web_root);
+    return NB_OK;
+}
+
+static void tws_stop_accepting(void *instance) {
+    tws_listen_stop(instance);
+}
+
+static void tws_destroy(void *instance) {
+    tws *t = instance;
+    if (!t)
+        return;
+    tws_listen_stop(t);
+    if (t->started) {
+        tws_conn_free_all(t); /* without conn_closed: the core frees its sessions */
+        tws_conn_stop(t);
+    }
+    tws_ws_pool_free(t);
+    if (t->ping)
+        t->host->buf_unref(t->ping);
+    free(t->web_root);
+    free(t->rbuf);
+    free(t->scratch);
+    free(t);
+}
+
+static nb_buf *tws_frame(void *instance, uint32_t frame_kind, nb_buf *payload) {
+    const tws *t = instance;
+    return tws_frame_buf(t->host, frame_kind, payload);
+}
+
+static const nb_transport_vtable vtable = {
+    .struct_size = sizeof(nb_transport_vtable),
+    .start = tws_start,
+    .stop_accepting = tws_stop_accepting,
+    .frame = tws_frame,
+    .send = tws_ws_send,
+    .close = tws_ws_close,
+};
+
+static const nb_plugin_desc desc = {
+    NB_PLUGIN_HEADER(NB_KIND_TRANSPORT),
+    .name = "transport-ws",
+    .version = "1.0.0",
+    .summary = "WebSocket (RFC 6455) and HTTP/1.1 over TCP: libev, wslay, static files",
+    .create = tws_create,
+    .destroy = tws_destroy,
+    .vtable = &vtable,
+};
+
+NB_PLUGIN_DECLARE(desc)

@@ -1,0 +1,268 @@
+/*
+ * ws.c — the WebSocket side of a connection: receive (frame scanner, then
+ * wslay), send, close.
+ *
+ * Memory of an idle connection. A wslay event context carries two 4 KiB
+ * buffers (its frame reader's input buffer and its fragment output
+ * buffer), so connections do not own one. Bytes are read into the
+ * instance's (thread's) 64 KiB buffer; the scanner (frame.h) walks them
+ * and wslay reads them through its recv callback. While a connection is
+ * inside a frame or a fragmented message it holds a tws_rx (the scanner's
+ * state, ~180 bytes) and a wslay context; as soon as the stream is between
+ * messages both go back — the context, still clean, to a small per-thread
+ * pool for the next busy connection. An idle connection holds neither.
+ *
+ * Output never goes through wslay's queue (wslay_event_queue_msg copies
+ * the payload for every call): frames from the core are queued as they
+ * are, by reference. The only frames wslay writes are its pongs and the
+ * close frames for errors it finds; its send callback appends them to the
+ * same ordered queue, whole, so they can never land inside another frame.
+ * Our own close frames (core's close(), errors found by the scanner,
+ * replies to the peer's close) are built here.
+ */
+#include "tws.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- wslay callbacks: user_data is the instance, t->cur the conn ---- */
+
+static ssize_t recv_cb(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int flags,
+                       void *user) {
+    (void)flags;
+    tws *t = user;
+    size_t n = 0;
+    for (int i = 0; i < 2 && n < len; i++) {
+        size_t take = t->feed_len[i] < len - n ? t->feed_len[i] : len - n;
+        if (take) {
+            memcpy(buf + n, t->feed[i], take);
+            t->feed[i] += take;
+            t->feed_len[i] -= take;
+            n += take;
+        }
+    }
+    if (n == 0) {
+        wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ws, const uint8_t *data, size_t len, int flags,
+                       void *user) {
+    (void)flags;
+    tws *t = user;
+    nb_conn *c = t->cur;
+    /* After our close frame nothing may follow (RFC 6455 5.5.1): a pong
+     * wslay still owes is dropped. */
+    if (c->close_sent)
+        return (ssize_t)len;
+    if (tws_queue_copy(c, data, len) != 0) {
+        wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
+                   void *user) {
+    tws *t = user;
+    nb_conn *c = t->cur;
+    uint32_t kind;
+    if (arg->opcode == WSLAY_TEXT_FRAME)
+        kind = NB_FRAME_TEXT;
+    else if (arg->opcode == WSLAY_BINARY_FRAME)
+        kind = NB_FRAME_BINARY;
+    else
+        return; /* ping (wslay queued the pong) or pong: the read itself was the sign of life */
+    /* After a close (ours or the core's) data is no longer delivered. */
+    if (c->state != TWS_OPEN || !c->session || c->rx_fail)
+        return;
+    const uint8_t *msg = arg->msg ? arg->msg : (const uint8_t *)"";
+    /* wslay checks UTF-8 as bytes arrive; checking the whole message again
+     * costs little and does not depend on it. */
+    if (kind == NB_FRAME_TEXT && !tws_utf8_valid(msg, arg->msg_length)) {
+        c->rx_fail = 1007;
+        wslay_event_shutdown_read(ws);
+        return;
+    }
+    t->host->conn_message(c->session, kind, msg, (uint32_t)arg->msg_length);
+}
+
+/* ---- the context pool ----------------------------------------------- */
+
+static wslay_event_context_ptr ws_take(tws *t) {
+    if (t->n_pool)
+        return t->pool[--t->n_pool];
+    static const struct wslay_event_callbacks callbacks = {
+        .recv_callback = recv_cb,
+        .send_callback = send_cb,
+        .on_msg_recv_callback = msg_cb,
+    };
+    wslay_event_context_ptr ws = NULL;
+    if (wslay_event_context_server_init(&ws, &callbacks, t) != 0)
+        return NULL;
+    wslay_event_config_set_max_recv_msg_length(ws, t->cfg.max_message_bytes);
+    return ws;
+}
+
+/* A context between messages, with nothing queued and no close seen,
+ * holds no trace of its last connection: it can serve the next one. */
+static void ws_give(tws *t, wslay_event_context_ptr ws, int between_messages) {
+    if (between_messages && t->n_pool < TWS_WSLAY_POOL && wslay_event_get_read_enabled(ws) &&
+        wslay_event_get_write_enabled(ws) && !wslay_event_want_write(ws) &&
+        !wslay_event_get_close_received(ws) && !wslay_event_get_close_sent(ws) &&
+        wslay_event_get_queued_msg_count(ws) == 0)
+        t->pool[t->n_pool++] = ws;
+    else
+        wslay_event_context_free(ws);
+}
+
+void tws_ws_pool_free(tws *t) {
+    while (t->n_pool)
+        wslay_event_context_free(t->pool[--t->n_pool]);
+}
+
+void tws_ws_release(nb_conn *c) {
+    tws_rx *rx = c->rx;
+    if (!rx)
+        return;
+    if (rx->ws)
+        ws_give(c->t, rx->ws, tws_scan_idle(&rx->scan));
+    free(rx);
+    c->rx = NULL;
+}
+
+/* ---- closing -------------------------------------------------------- */
+
+int tws_ws_queue_close(nb_conn *c, uint32_t code, const char *reason) {
+    if (c->close_sent)
+        return 0;
+    c->close_sent = 1;
+    c->close_code = (uint16_t)code;
+    uint8_t frame[2 + TWS_CONTROL_MAX];
+    /* 1005 means "no status": it is sent as an empty close frame. */
+    size_t pl = code == 1005 ? 0 : tws_close_payload(frame + 2, code, reason);
+    frame[0] = 0x80u | TWS_OP_CLOSE;
+    frame[1] = (uint8_t)pl;
+    return tws_queue_copy(c, frame, 2 + pl);
+}
+
+/* Fail the connection (RFC 6455 7.1.7): close frame, tell the core, and
+ * stop listening. */
+static int fail(nb_conn *c, uint32_t code, const char *why) {
+    tws *t = c->t;
+    if (code != 1011)
+        t->host->metric_add(t->m.protocol_errors, 1);
+    t->host->log(t->ctx, NB_LOG_DEBUG, "closing a connection with %u: %s", code, why);
+    tws_ws_queue_close(c, code, why);
+    tws_conn_detach(c, c->close_code);
+    tws_conn_linger(c);
+    return 0;
+}
+
+/* The peer's close frame, whole, in the scanner. */
+static int peer_close(nb_conn *c) {
+    const tws_scan *s = &c->rx->scan;
+    uint32_t code = 1005;
+    if (s->ctl_len == 1)
+        return fail(c, 1002, "close frame with a 1-byte payload");
+    if (s->ctl_len >= 2) {
+        code = ((uint32_t)s->ctl[0] << 8) | s->ctl[1];
+        if (!tws_close_code_valid(code))
+            return fail(c, 1002, "invalid close code");
+        if (!tws_utf8_valid(s->ctl + 2, s->ctl_len - 2u))
+            return fail(c, 1002, "close reason is not UTF-8");
+    }
+    /* Peer first: echo its code. We first: this is the answer. */
+    uint32_t report = c->close_sent ? c->close_code : code;
+    tws_ws_queue_close(c, code, NULL);
+    tws_conn_detach(c, report);
+    tws_conn_linger(c);
+    return 0;
+}
+
+/* ---- receiving ------------------------------------------------------ */
+
+int tws_ws_input(tws *t, nb_conn *c, const uint8_t *p, size_t n) {
+    tws_rx *rx = c->rx;
+    if (!rx) {
+        rx = calloc(1, sizeof *rx);
+        if (!rx)
+            return fail(c, 1011, "out of memory");
+        rx->scan.max_message = t->cfg.max_message_bytes;
+        c->rx = rx;
+    }
+    /* Once we have sent a close, frames are only skipped, looking for the
+     * peer's close; wslay is no longer involved. */
+    int pass = c->state == TWS_OPEN;
+    tws_scan_result r;
+    tws_scan_run(&rx->scan, p, n, pass, &r);
+    if (r.prefix_len || r.pass_end) {
+        if (!rx->ws && !(rx->ws = ws_take(t)))
+            return fail(c, 1011, "out of memory");
+        t->cur = c;
+        t->feed[0] = r.prefix;
+        t->feed_len[0] = r.prefix_len;
+        t->feed[1] = p;
+        t->feed_len[1] = r.pass_end;
+        int rc = wslay_event_recv(rx->ws);
+        if (rc == 0)
+            rc = wslay_event_send(rx->ws); /* its pong or close, into our queue */
+        t->cur = NULL;
+        t->feed_len[0] = t->feed_len[1] = 0;
+        if (rc != 0)
+            return fail(c, 1011, "wslay failed");
+        if (!c->close_sent && wslay_event_get_close_sent(rx->ws)) {
+            /* wslay refused a frame (1002), bad UTF-8 (1007) or a message
+             * over max_message_bytes (1009); its close frame is queued. */
+            c->close_sent = 1;
+            c->close_code = wslay_event_get_status_code_sent(rx->ws);
+            return fail(c, c->close_code, "refused by wslay");
+        }
+        if (c->rx_fail)
+            return fail(c, c->rx_fail, "invalid UTF-8 in a text message");
+    }
+    if (r.status == TWS_SCAN_ERROR)
+        return fail(c, rx->scan.error_code, rx->scan.error);
+    if (r.status == TWS_SCAN_CLOSE)
+        return peer_close(c);
+    if (c->state != TWS_OPEN) {
+        /* Closing (the core asked, maybe during this very read): wslay and
+         * the scanner saw the same bytes so far; from now on no message
+         * is assembled. */
+        if (rx->ws) {
+            ws_give(t, rx->ws, tws_scan_idle(&rx->scan));
+            rx->ws = NULL;
+        }
+        rx->scan.frag_open = 0;
+    }
+    if (tws_scan_idle(&rx->scan))
+        tws_ws_release(c);
+    return 0;
+}
+
+/* ---- the vtable's send and close ------------------------------------ */
+
+int64_t tws_ws_send(struct nb_conn *c, nb_buf *frame) {
+    if (c->state != TWS_OPEN || c->close_sent || !frame)
+        return NB_ERR_CLOSED;
+    c->t->host->buf_ref(frame);
+    if (tws_queue(c, frame) != 0) {
+        /* A lost frame would break the stream: end it instead. */
+        tws_ws_close(c, 1011, "out of memory");
+        return NB_ERR_CLOSED;
+    }
+    tws_flush_early(c);
+    return c->queued;
+}
+
+void tws_ws_close(struct nb_conn *c, uint32_t code, const char *reason) {
+    if (c->state != TWS_OPEN)
+        return;
+    if (!tws_close_code_valid(code))
+        code = 1011; /* 1005, 1006 and 1015 never go on the wire */
+    tws_ws_queue_close(c, code, reason);
+    c->state = TWS_CLOSING;
+    c->deadline_ms = tws_now_ms(c->t) + c->t->cfg.close_timeout_ms;
+}
