@@ -50,10 +50,13 @@ static int is_dir(const char *path) {
 /* Relative paths in a config file are relative to the file's folder, so
  * the server behaves the same whatever directory it is started from. */
 static void resolve_path(char *out, size_t outlen, const char *base_dir, const char *path) {
+    int n;
     if (path[0] == '/' || !base_dir || !*base_dir)
-        snprintf(out, outlen, "%s", path);
+        n = snprintf(out, outlen, "%s", path);
     else
-        snprintf(out, outlen, "%s/%s", base_dir, path);
+        n = snprintf(out, outlen, "%s/%s", base_dir, path);
+    if (n < 0 || (size_t)n >= outlen)
+        out[0] = '\0'; /* too long: treated as absent, and reported as such */
 }
 
 static void config_dir(nb_config *cfg, char *out, size_t outlen) {
@@ -113,9 +116,9 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
         char cand[PATH_MAX];
         resolve_path(cand, sizeof cand, base, "web");
         if (!is_dir(cand))
-            snprintf(cand, sizeof cand, "%s/../web", exe_dir);
+            resolve_path(cand, sizeof cand, exe_dir, "../web");
         if (is_dir(cand))
-            snprintf(s->web_root, sizeof s->web_root, "%s", cand);
+            resolve_path(s->web_root, sizeof s->web_root, NULL, cand);
     }
     char host[64] = "node";
     gethostname(host, sizeof host - 1);
@@ -140,9 +143,9 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     if (config_get_string(cfg, "plugins", "dir", NULL, &dir) == 1)
         resolve_path(s->plugin_dir, sizeof s->plugin_dir, base, dir);
     else
-        snprintf(s->plugin_dir, sizeof s->plugin_dir, "%s/plugins", exe_dir);
+        resolve_path(s->plugin_dir, sizeof s->plugin_dir, exe_dir, "plugins");
     if (!is_dir(s->plugin_dir) && is_dir(NEBULA_PLUGIN_INSTALL_DIR) && !dir)
-        snprintf(s->plugin_dir, sizeof s->plugin_dir, "%s", NEBULA_PLUGIN_INSTALL_DIR);
+        resolve_path(s->plugin_dir, sizeof s->plugin_dir, NULL, NEBULA_PLUGIN_INSTALL_DIR);
     s->transport = "transport-ws";
     config_get_string(cfg, "plugins", "transport", s->transport, &s->transport);
     const char *const *codecs = NULL;

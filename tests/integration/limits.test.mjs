@@ -22,20 +22,25 @@ async function until(cond, timeoutMs, what) {
 }
 
 test('a client that never reads is dropped; the room keeps flowing', { timeout: 60000 }, async () => {
-  const srv = await startServer({ limits: { messages_per_second: 0, max_queued_bytes: 262144 } });
+  const srv = await startServer({ limits: { messages_per_second: 0, max_queued_bytes: 2097152 } });
   try {
     const a = await Client.connect(srv.wsUrl('busy', 'alice'));
     const b = await Client.connect(srv.wsUrl('busy', 'bob'));
     const slow = await rawConnect(srv.port, '/ws?room=busy&username=slow', { noRead: true });
     await a.next((f) => f.type === 'presence' && f.users.includes('slow'));
     const big = 'x'.repeat(32000);
-    // ~19 MB towards the reader that never reads: far beyond the kernel's
-    // socket buffers plus max_queued_bytes.
-    for (let i = 0; i < 600; i++) a.send({ type: 'message', room: 'busy', content: `${i} ${big}` });
+    // ~26 MB towards the reader that never reads: far beyond the kernel's
+    // socket buffers plus max_queued_bytes, while the readers keep up.
+    // Batches, each awaited by its sender, so that only the one who never
+    // reads falls behind.
+    for (let i = 0; i < 800; i++) {
+      a.send({ type: 'message', room: 'busy', content: `${i} ${big}` });
+      if (i % 50 === 49) await a.next((f) => f.type === 'message' && f.content.startsWith(`${i} `), 20000);
+    }
     await a.next((f) => f.type === 'leave' && f.sender === 'slow', 30000);
     assert.equal(await metric(srv, 'nebula_slow_consumers_total'), 1);
     // bob, who reads, got every message in order
-    for (let i = 0; i < 600; i++) {
+    for (let i = 0; i < 800; i++) {
       const m = await b.next('message', 20000);
       assert.ok(m.content.startsWith(`${i} `), `message ${i} out of order`);
     }
@@ -67,7 +72,8 @@ test('a client over the rate limit gets rate_limited; others are unaffected', as
     assert.ok(await metric(srv, 'nebula_rate_limited_total') >= 20);
     spam.close(); ok.close();
   } finally {
-    await srv.stop();
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
   }
 });
 
@@ -79,7 +85,8 @@ test('sustained abuse of the rate limit closes with 4429', async () => {
     const c = await spam.waitClose(5000);
     assert.equal(c.code, 4429);
   } finally {
-    await srv.stop();
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
   }
 });
 
@@ -103,7 +110,8 @@ test('a client that never answers pings is reaped by the heartbeat', { timeout: 
     mute.destroy();
     a.close();
   } finally {
-    await srv.stop();
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
   }
 });
 
