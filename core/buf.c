@@ -24,7 +24,7 @@ typedef struct buf_block {
 static atomic_llong live_buffers;
 
 static buf_block *block_of(const nb_buf *b) {
-    return (buf_block *)(void *)((char *)(uintptr_t)b - offsetof(buf_block, pub));
+    return (buf_block *)(void *)((char *)(void *)b - offsetof(buf_block, pub));
 }
 
 nb_buf *buf_new(uint32_t headroom, uint32_t capacity) {

@@ -10,8 +10,7 @@ nb_buf *fanout_frame(nb_worker *w, uint32_t c, const nb_msg *msg) {
     nb_codec_slot *slot = &srv->codecs[c];
     nb_buf *payload = NULL;
     if (slot->vt->encode(slot->ctx.instance, msg, &payload) != NB_OK || !payload) {
-        log_error("%s could not encode a message of type %u", slot->plugin.desc.name,
-                  msg->type);
+        log_error("%s could not encode a message of type %u", slot->plugin.desc.name, msg->type);
         return NULL;
     }
     return srv->tvt->frame(w->transport_ctx.instance, slot->vt->frame_kind, payload);

@@ -28,9 +28,13 @@ static void host_log(struct nb_plugin_ctx *ctx, uint32_t level, const char *fmt,
     va_end(ap);
 }
 
-static void *host_alloc(uint64_t size) { return size > SIZE_MAX ? NULL : malloc((size_t)size); }
+static void *host_alloc(uint64_t size) {
+    return size > SIZE_MAX ? NULL : malloc((size_t)size);
+}
 
-static void host_free(void *p) { free(p); }
+static void host_free(void *p) {
+    free(p);
+}
 
 static int32_t host_config_string(struct nb_plugin_ctx *ctx, const char *key, const char *def,
                                   const char **out) {
@@ -71,8 +75,8 @@ static int64_t host_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct nb_metric *host_metric_new(struct nb_plugin_ctx *ctx, uint32_t type,
-                                         const char *name, const char *help) {
+static struct nb_metric *host_metric_new(struct nb_plugin_ctx *ctx, uint32_t type, const char *name,
+                                         const char *help) {
     nb_metric *m = metrics_register(type, name, help);
     if (!m)
         log_msg(NB_LOG_WARN, ctx_name(ctx), "metric %s not registered (bad name or full)",
@@ -118,4 +122,6 @@ static const nb_host table = {
     .broker_deliver = host_broker_deliver,
 };
 
-const nb_host *host_table(void) { return &table; }
+const nb_host *host_table(void) {
+    return &table;
+}

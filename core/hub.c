@@ -67,7 +67,9 @@ uint32_t hub_hash(const char *name, uint32_t len) {
     return h;
 }
 
-uint32_t hub_shard_of(const nb_hub *hub, uint32_t hash) { return hash % hub->n_shards; }
+uint32_t hub_shard_of(const nb_hub *hub, uint32_t hash) {
+    return hash % hub->n_shards;
+}
 
 void hub_lock(nb_hub *hub, uint32_t hash) {
     pthread_mutex_lock(&hub->shards[hub_shard_of(hub, hash)].lock);
@@ -95,7 +97,9 @@ nb_room *hub_find_locked(nb_hub *hub, const char *name, uint32_t len, uint32_t h
 
 static int shard_grow(nb_shard *sh) {
     uint32_t nb = sh->n_buckets ? sh->n_buckets * 2 : 8;
-    nb_room **buckets = calloc(nb, sizeof *buckets);
+    /* An array of pointers, which the check takes for a mistake. */
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression) */
+    nb_room **buckets = calloc(nb, sizeof buckets[0]);
     if (!buckets)
         return -1;
     nb_room **old = sh->buckets;
@@ -150,9 +154,13 @@ void hub_remove_locked(nb_hub *hub, nb_room *room) {
     room_unref(room);
 }
 
-uint32_t hub_room_count(const nb_hub *hub) { return atomic_load(&hub->n_rooms); }
+uint32_t hub_room_count(const nb_hub *hub) {
+    return atomic_load(&hub->n_rooms);
+}
 
-uint32_t hub_shard_count(const nb_hub *hub) { return hub->n_shards; }
+uint32_t hub_shard_count(const nb_hub *hub) {
+    return hub->n_shards;
+}
 
 uint32_t hub_shard_rooms(nb_hub *hub, uint32_t shard) {
     if (shard >= hub->n_shards)

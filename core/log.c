@@ -11,9 +11,13 @@ static atomic_uint current_level = 3;
 
 static const char *const level_names[] = {"", "error", "warn", "info", "debug"};
 
-void log_set_level(uint32_t level) { atomic_store(&current_level, level); }
+void log_set_level(uint32_t level) {
+    atomic_store(&current_level, level);
+}
 
-uint32_t log_get_level(void) { return atomic_load(&current_level); }
+uint32_t log_get_level(void) {
+    return atomic_load(&current_level);
+}
 
 uint32_t log_level_from_name(const char *name) {
     for (uint32_t i = 1; i < sizeof level_names / sizeof level_names[0]; i++)
@@ -31,9 +35,8 @@ void log_msgv(uint32_t level, const char *origin, const char *fmt, va_list ap) {
     struct tm tm;
     gmtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), level_names[level > 4 ? 4 : level],
-                     origin);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(tv.tv_usec / 1000), level_names[level > 4 ? 4 : level], origin);
     if (n < 0)
         return;
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

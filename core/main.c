@@ -60,9 +60,12 @@ static int report_config(const nb_config *cfg) {
 
 int main(int argc, char **argv) {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
-        {"check-config", no_argument, NULL, 't'},  {"log-level", required_argument, NULL, 'L'},
-        {"version", no_argument, NULL, 'V'},       {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"check-config", no_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
@@ -110,8 +113,7 @@ int main(int argc, char **argv) {
     if (level) {
         uint32_t l = log_level_from_name(level);
         if (!l) {
-            fprintf(stderr, "nebula: --log-level %s: expected error, warn, info or debug\n",
-                    level);
+            fprintf(stderr, "nebula: --log-level %s: expected error, warn, info or debug\n", level);
             return 2;
         }
         log_set_level(l);

@@ -75,10 +75,10 @@ nb_buf *metrics_render(void) {
     for (uint32_t i = 0; i < n; i++) {
         const nb_metric *m = &registry[i];
         char line[512];
-        int len = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n",
-                           m->name, m->help, m->name,
-                           m->type == NB_METRIC_COUNTER ? "counter" : "gauge", m->name,
-                           (int64_t)atomic_load(&m->value));
+        int len =
+            snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n", m->name,
+                     m->help, m->name, m->type == NB_METRIC_COUNTER ? "counter" : "gauge", m->name,
+                     (int64_t)atomic_load(&m->value));
         if (len < 0 || buf_append(&b, line, (uint32_t)len) != NB_OK) {
             buf_unref(b);
             return NULL;

@@ -36,7 +36,9 @@ nb_room *room_new(const char *name, uint32_t len, uint32_t hash, uint32_t histor
     return r;
 }
 
-void room_ref(nb_room *room) { atomic_fetch_add_explicit(&room->refs, 1, memory_order_relaxed); }
+void room_ref(nb_room *room) {
+    atomic_fetch_add_explicit(&room->refs, 1, memory_order_relaxed);
+}
 
 void room_unref(nb_room *room) {
     if (!room || atomic_fetch_sub_explicit(&room->refs, 1, memory_order_acq_rel) != 1)
@@ -54,8 +56,7 @@ void room_unref(nb_room *room) {
     free(room);
 }
 
-int room_add_user(nb_room *room, const char *user, uint32_t len, uint32_t worker,
-                  uint32_t codec) {
+int room_add_user(nb_room *room, const char *user, uint32_t len, uint32_t worker, uint32_t codec) {
     if (room->n_users == room->cap_users) {
         uint32_t cap = room->cap_users ? room->cap_users * 2 : 8;
         nb_room_user *u = realloc(room->users, cap * sizeof *u);
@@ -98,7 +99,8 @@ void room_history_add(nb_room *room, const nb_msg *msg) {
     if (room->hist_cap == 0)
         return;
     if (!room->hist) {
-        room->hist = calloc(room->hist_cap, sizeof *room->hist);
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+        room->hist = calloc(room->hist_cap, sizeof room->hist[0]);
         if (!room->hist)
             return;
     }

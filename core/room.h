@@ -71,8 +71,7 @@ void room_unref(nb_room *room);
 /* ---- shared half (shard lock held) ---- */
 
 /* Add a user on `worker` speaking `codec`; 0, or -1 when out of memory. */
-int room_add_user(nb_room *room, const char *user, uint32_t len, uint32_t worker,
-                  uint32_t codec);
+int room_add_user(nb_room *room, const char *user, uint32_t len, uint32_t worker, uint32_t codec);
 void room_remove_user(nb_room *room, const char *user, uint32_t len, uint32_t worker,
                       uint32_t codec);
 int room_has_user(const nb_room *room, const char *user, uint32_t len);

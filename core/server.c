@@ -54,15 +54,15 @@ static int load(nb_server *srv, const char *section_key, const char *name, uint3
 
 static void init_metrics(nb_server *srv) {
     nb_server_metrics *m = &srv->m;
-    m->connections = metrics_register(NB_METRIC_GAUGE, "nebula_connections",
-                                      "WebSocket connections open now");
+    m->connections =
+        metrics_register(NB_METRIC_GAUGE, "nebula_connections", "WebSocket connections open now");
     m->connections_total = metrics_register(NB_METRIC_COUNTER, "nebula_connections_total",
                                             "WebSocket connections accepted since start");
     m->rooms = metrics_register(NB_METRIC_GAUGE, "nebula_rooms", "rooms with members now");
     m->messages_received = metrics_register(NB_METRIC_COUNTER, "nebula_messages_received_total",
                                             "data messages received from clients");
-    m->deliveries = metrics_register(NB_METRIC_COUNTER, "nebula_deliveries_total",
-                                     "frames queued to clients");
+    m->deliveries =
+        metrics_register(NB_METRIC_COUNTER, "nebula_deliveries_total", "frames queued to clients");
     m->protocol_errors = metrics_register(NB_METRIC_COUNTER, "nebula_protocol_errors_total",
                                           "error frames sent to clients");
     m->rate_limited = metrics_register(NB_METRIC_COUNTER, "nebula_rate_limited_total",

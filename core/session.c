@@ -25,9 +25,13 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static nb_str str_of(const char *p, uint32_t len) { return (nb_str){p, len, 0}; }
+static nb_str str_of(const char *p, uint32_t len) {
+    return (nb_str){p, len, 0};
+}
 
-static nb_str cstr(const char *p) { return str_of(p, (uint32_t)strlen(p)); }
+static nb_str cstr(const char *p) {
+    return str_of(p, (uint32_t)strlen(p));
+}
 
 static nb_msg msg_new(uint32_t type) {
     nb_msg m;
@@ -94,8 +98,7 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
     if (n == -1)
         refuse_later(s, "bad_username", "%s", "a username is required: /ws?username=NAME");
     else if (n < 0 || !name_valid(s->user, (size_t)n, NB_USERNAME_MAX))
-        refuse_later(s, "bad_username", "%s",
-                     "a username is 1-32 characters of A-Z a-z 0-9 _ - .");
+        refuse_later(s, "bad_username", "%s", "a username is 1-32 characters of A-Z a-z 0-9 _ - .");
     else
         s->user_len = (uint32_t)n;
     n = query_param(req->query, "room", s->first_room, sizeof s->first_room);
@@ -381,8 +384,7 @@ static void on_chat(nb_session *s, const nb_msg *in) {
     worker_flush(s->worker);
 }
 
-void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data,
-                     uint32_t len) {
+void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data, uint32_t len) {
     nb_server *srv = s->worker->server;
     if (s->state != NB_SESSION_OPEN)
         return;

@@ -49,8 +49,7 @@ struct nb_session {
 int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_open_request *req,
                      nb_open_reply *reply);
 void session_established(struct nb_session *s);
-void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data,
-                     uint32_t len);
+void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data, uint32_t len);
 void session_closed(struct nb_session *s, uint32_t code);
 
 /* A room moved this session's member entry to index idx. */

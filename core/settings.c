@@ -88,8 +88,7 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     config_get_string(cfg, "server", "listen", listen, &listen);
     if (listen_override)
         listen = listen_override;
-    if (settings_parse_listen(listen, s->listen_host, sizeof s->listen_host, &s->listen_port) <
-        0) {
+    if (settings_parse_listen(listen, s->listen_host, sizeof s->listen_host, &s->listen_port) < 0) {
         if (listen_override)
             config_error(cfg, "server", "listen",
                          "--listen %s: expected HOST:PORT, e.g. 127.0.0.1:8080", listen_override);
@@ -152,7 +151,8 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     size_t n = 0;
     if (config_get_string_array(cfg, "plugins", "codecs", &codecs, &n) == 1) {
         if (n == 0)
-            config_error(cfg, "plugins", "codecs", "needs at least one codec, e.g. [\"codec-json\"]");
+            config_error(cfg, "plugins", "codecs",
+                         "needs at least one codec, e.g. [\"codec-json\"]");
         if (n > NB_MAX_CODECS) {
             config_error(cfg, "plugins", "codecs", "at most %d codecs", NB_MAX_CODECS);
             n = NB_MAX_CODECS;

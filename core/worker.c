@@ -102,7 +102,7 @@ static int inbox_grow(nb_inbox *in) {
     nb_delivery *items = malloc(cap * sizeof *items);
     if (!items)
         return -1;
-    for (uint32_t i = 0; i < in->count; i++)
+    for (uint32_t i = 0; in->cap && i < in->count; i++)
         items[i] = in->items[(in->head + i) % in->cap];
     free(in->items);
     in->items = items;

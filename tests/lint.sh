@@ -26,8 +26,11 @@ fi
 
 echo "== clang-tidy"
 checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-bugprone-assignment-in-if-condition,-bugprone-macro-parentheses,clang-analyzer-*,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,-clang-analyzer-security.insecureAPI.strcpy,performance-*,portability-*'
+# Production code only: the analyzer cannot see that CUnit's *_FATAL
+# assertions end a test, and reports every pointer checked that way.
 tidy_src=()
 for f in "${csrc[@]}"; do
+  [[ $f == tests/* ]] && continue
   # only files the build knows (compile_commands.json), so flags are right
   grep -q "\"$(pwd)/$f\"\|\"../$f\"\|\"$f\"" "$build/compile_commands.json" 2>/dev/null && tidy_src+=("$f")
 done

@@ -10,7 +10,9 @@
  * waits — writes each dirty queue with one sendmsg() of up to TWS_IOV_MAX
  * buffers. A broadcast that reaches a connection ten times in one
  * iteration costs one system call. When the socket is full the queue waits
- * for EV_WRITE instead.
+ * for EV_WRITE instead. Past TWS_QUEUE_SOFT bytes the queue is written at
+ * once, and a connection whose socket is full is no longer read
+ * (tws_flush_early, update_events).
  *
  * Timeouts: one repeating timer per instance walks every connection (a
  * few microseconds per thousand) and applies the handshake, heartbeat,
@@ -228,6 +230,7 @@ static void consume(nb_conn *c, size_t n) {
  * error; sets want_write when the socket is full. */
 static int write_queue(nb_conn *c) {
     tws *t = c->t;
+    int was_full = c->want_write;
     while (c->q_len) {
         struct iovec iov[TWS_IOV_MAX];
         int n = 0;
@@ -254,6 +257,10 @@ static int write_queue(nb_conn *c) {
         }
         t->host->metric_add(t->m.bytes_out, w);
         consume(c, (size_t)w);
+        /* A full socket taking bytes again means the peer reads: alive,
+         * even while backpressure keeps us from reading its pongs. */
+        if (was_full && w > 0)
+            c->last_rx_ms = tws_now_ms(t);
         if (c->state == TWS_LINGER) /* progress: a slow reader is not cut off */
             c->deadline_ms = tws_now_ms(t) + t->cfg.close_timeout_ms;
         if ((size_t)w < total)

@@ -110,7 +110,28 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
     }
 }
 
-static int bind_one(const struct addrinfo *ai, int reuseport, int *err) {
+/*
+ * SO_REUSEPORT would also let this process share the port with another
+ * nebula already listening there, each silently getting part of the
+ * traffic. So the first thread first binds once without it: if anyone
+ * listens on the address, that fails with "Address already in use".
+ */
+static int port_taken(const struct addrinfo *ai, int *err) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return 0; /* the real attempt will report it */
+    int one = 1;
+    int taken = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+                bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno == EADDRINUSE;
+    if (taken)
+        *err = errno;
+    close(fd);
+    return taken;
+}
+
+static int bind_one(const struct addrinfo *ai, int reuseport, int first, int *err) {
+    if (reuseport && first && port_taken(ai, err))
+        return -1;
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
         *err = errno;
@@ -149,7 +170,7 @@ int tws_listen_start(tws *t) {
     int err = 0;
     int fd = -1;
     for (const struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
-        fd = bind_one(ai, si->worker_count > 1, &err);
+        fd = bind_one(ai, si->worker_count > 1, si->worker_index == 0, &err);
     freeaddrinfo(res);
     if (fd < 0) {
         t->host->log(t->ctx, NB_LOG_ERROR, "cannot listen on %s%s%s:%u: %s", v6 ? "[" : "", shown,

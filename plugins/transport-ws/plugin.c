@@ -26,13 +26,19 @@ static int cfg_int(tws *t, const char *key, int64_t def, int64_t min, int64_t ma
 /* Every key is read even after a bad one, so all mistakes are reported. */
 static int read_config(tws *t) {
     int64_t v[6];
-    int bad = 0;
+    int bad = 0, bad_ping, bad_pong;
     bad |= cfg_int(t, "max_message_bytes", 1048576, 125, 1 << 30, &v[0]);
     bad |= cfg_int(t, "max_header_bytes", 8192, 1024, 65536, &v[1]);
-    bad |= cfg_int(t, "ping_interval_ms", 30000, 0, 86400000, &v[2]);
-    bad |= cfg_int(t, "pong_timeout_ms", 60000, 0, 86400000, &v[3]);
+    bad |= bad_ping = cfg_int(t, "ping_interval_ms", 30000, 0, 86400000, &v[2]);
+    bad |= bad_pong = cfg_int(t, "pong_timeout_ms", 60000, 0, 86400000, &v[3]);
     bad |= cfg_int(t, "close_timeout_ms", 3000, 10, 600000, &v[4]);
     bad |= cfg_int(t, "handshake_timeout_ms", 10000, 100, 600000, &v[5]);
+    /* A client that answers every ping must never look dead. */
+    if (!bad_ping && !bad_pong && v[2] && v[3] && v[3] <= v[2]) {
+        t->host->config_error(t->ctx, "pong_timeout_ms",
+                              "must be larger than ping_interval_ms (or 0 to disable)");
+        bad = 1;
+    }
     if (bad)
         return -1;
     tws_config *c = &t->cfg;
@@ -42,12 +48,6 @@ static int read_config(tws *t) {
     c->pong_timeout_ms = (uint32_t)v[3];
     c->close_timeout_ms = (uint32_t)v[4];
     c->handshake_timeout_ms = (uint32_t)v[5];
-    /* A client that answers every ping must never look dead. */
-    if (c->ping_interval_ms && c->pong_timeout_ms && c->pong_timeout_ms <= c->ping_interval_ms) {
-        t->host->config_error(t->ctx, "pong_timeout_ms",
-                              "must be larger than ping_interval_ms (or 0 to disable)");
-        return -1;
-    }
     return 0;
 }
 

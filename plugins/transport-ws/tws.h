@@ -30,7 +30,7 @@
 /* Queued bytes beyond which output is written without waiting for the
  * loop iteration's end, and — if the socket is full — the connection is
  * no longer read (conn.c: tws_flush_early, update_events). */
-#define TWS_QUEUE_SOFT (64 * 1024)
+#define TWS_QUEUE_SOFT ((int64_t)64 * 1024)
 
 typedef struct tws_config {
     uint64_t max_message_bytes;

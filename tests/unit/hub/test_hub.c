@@ -242,8 +242,7 @@ static void test_query_param(void) {
     char out[33];
     CU_ASSERT_EQUAL(query_param("room=general&username=alice", "username", out, sizeof out), 5);
     CU_ASSERT_STRING_EQUAL(out, "alice");
-    CU_ASSERT_EQUAL(query_param("room=general&username=al%69ce", "username", out, sizeof out),
-                    5);
+    CU_ASSERT_EQUAL(query_param("room=general&username=al%69ce", "username", out, sizeof out), 5);
     CU_ASSERT_STRING_EQUAL(out, "alice");
     CU_ASSERT_EQUAL(query_param("username=a+b", "username", out, sizeof out), 3);
     CU_ASSERT_STRING_EQUAL(out, "a b");
@@ -257,8 +256,7 @@ static void test_query_param(void) {
     CU_ASSERT_EQUAL(query_param("username=%zz", "username", out, sizeof out), -2);
     CU_ASSERT_EQUAL(query_param("username=a%00b", "username", out, sizeof out), -2);
     CU_ASSERT_EQUAL(
-        query_param("username=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "username", out, sizeof out),
-        -2);
+        query_param("username=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "username", out, sizeof out), -2);
     CU_ASSERT_EQUAL(query_param("a=1&username=bob&username=eve", "username", out, sizeof out), 3);
     CU_ASSERT_STRING_EQUAL(out, "bob");
 }
