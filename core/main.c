@@ -163,7 +163,8 @@ int main(int argc, char **argv) {
         rc = server_run(srv);
     server_free(srv);
     if (rc && check_only)
-        fprintf(stderr, "%s: %zu problem(s) found\n", config_path, config_error_count(cfg));
+        fprintf(stderr, "%s: %zu problem(s) found\n", config_path,
+                config_error_count(cfg) + server_plugin_failures(srv));
     free(srv);
     config_free(cfg);
     return rc;

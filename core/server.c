@@ -31,6 +31,7 @@ static int create_instance(nb_server *srv, struct nb_plugin_ctx *ctx, nb_loaded_
     ctx->instance = NULL;
     int32_t rc = p->desc.create(host_table(), ctx, &ctx->instance);
     if (rc != NB_OK || !ctx->instance) {
+        srv->plugin_failures++;
         log_error("%s: refused: create() failed with code %d (the plugin's own message, if "
                   "any, is above)",
                   p->path, (int)rc);
@@ -45,6 +46,7 @@ static int load(nb_server *srv, const char *section_key, const char *name, uint3
     if (loader_open(srv->settings.plugin_dir, name, kind, out, err, sizeof err) != 0) {
         (void)section_key;
         log_error("%s", err);
+        srv->plugin_failures++;
         return -1;
     }
     log_info("loaded %s plugin %s %s from %s", loader_kind_name(kind), out->desc.name,
@@ -163,6 +165,8 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
     srv->id_epoch = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     return failed ? -1 : 0;
 }
+
+uint32_t server_plugin_failures(const nb_server *srv) { return srv->plugin_failures; }
 
 static void stop_main_loop(nb_server *srv) {
     ev_timer_stop(srv->main_loop, &srv->shutdown_timer);

@@ -71,6 +71,7 @@ struct nb_server {
     ev_timer shutdown_timer;
     ev_async main_wake;
     nb_server_metrics m;
+    uint32_t plugin_failures;
 };
 
 /*
@@ -79,6 +80,10 @@ struct nb_server {
  * plugins find are recorded in cfg.
  */
 int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings);
+
+/* Plugins refused or whose create() failed during server_init (each was
+ * logged as one line). */
+uint32_t server_plugin_failures(const nb_server *srv);
 
 /* Start listening and run until a signal has drained every connection.
  * Returns the process exit code. */
