@@ -166,7 +166,9 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
     return failed ? -1 : 0;
 }
 
-uint32_t server_plugin_failures(const nb_server *srv) { return srv->plugin_failures; }
+uint32_t server_plugin_failures(const nb_server *srv) {
+    return srv->plugin_failures;
+}
 
 static void stop_main_loop(nb_server *srv) {
     ev_timer_stop(srv->main_loop, &srv->shutdown_timer);

@@ -13,14 +13,15 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=24
 export TSAN_OPTIONS=halt_on_error=0:exitcode=25:second_deadlock_stack=1
 
+for b in "$plain" "$asan" "$tsan"; do rm -f "$b/meson-logs/run-all.json"; done
 status=0
-meson test -C "$plain" --print-errorlogs --num-processes 1 || status=1
-meson test -C "$asan" --print-errorlogs --num-processes 1 --no-suite e2e --no-suite lint || status=1
-meson test -C "$tsan" --print-errorlogs --num-processes 1 --suite integration || status=1
+meson test -C "$plain" --logbase run-all --print-errorlogs --num-processes 1 || status=1
+meson test -C "$asan" --logbase run-all --print-errorlogs --num-processes 1 --no-suite e2e --no-suite lint || status=1
+meson test -C "$tsan" --logbase run-all --print-errorlogs --num-processes 1 --suite integration || status=1
 
 logs=()
 for b in "$plain" "$asan" "$tsan"; do
-  [ -f "$b/meson-logs/testlog.json" ] && logs+=("$b/meson-logs/testlog.json")
+  [ -f "$b/meson-logs/run-all.json" ] && logs+=("$b/meson-logs/run-all.json")
 done
 count() { # results with this status, across every build's log
   [ ${#logs[@]} -eq 0 ] && { echo 0; return; }
