@@ -1,0 +1,53 @@
+// nebula-bench against the real server, S2 shape: every message sent must
+// reach every member of its room and no connection may fail. No timing
+// assertions: this checks the load tool and the message path, not speed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, pluginDir } from '../lib/server.mjs';
+
+// The bench is built in the same build folder as the plugins.
+const benchBin = process.env.NEBULA_BENCH
+  || path.join(path.dirname(pluginDir), 'tools', 'nebula-bench', 'nebula-bench');
+const sanitized = !!process.env.NEBULA_SANITIZE && process.env.NEBULA_SANITIZE !== 'none';
+
+function runBench(args, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn(benchBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
+  });
+}
+
+test('nebula-bench S2: 1 msg/s per connection, nothing lost', { timeout: 60000 }, async () => {
+  assert.ok(existsSync(benchBin), `nebula-bench not built: ${benchBin}`);
+  // The rate limit is off: the bench is the only client.
+  const srv = await startServer({ limits: { messages_per_second: 0, max_queued_bytes: 67108864 } });
+  let stopped;
+  try {
+    const connections = sanitized ? 200 : 1000;
+    const r = await runBench(['S2', '--port', String(srv.port), '--connections', String(connections),
+      '--room-size', '10', '--rate', '1', '--duration', '5', '--warmup', '1', '--drain', '2',
+      '--fail-on-loss', '--server-pid', String(srv.pid)], 50000);
+    assert.equal(r.code, 0, `exit ${r.code} ${r.signal ?? ''}\n${r.stderr}`);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.scenario, 'S2');
+    assert.equal(out.status, 'ok');
+    assert.equal(out.connections.ok, connections);
+    assert.equal(out.connections.failed, 0);
+    assert.equal(out.connections.dropped, 0);
+    assert.ok(out.messages.expected > 0, 'nothing was expected');
+    assert.equal(out.messages.delivered, out.messages.expected);
+    assert.equal(out.messages.lost, 0);
+    assert.ok(out.server_rss_kb.after_connect > 0);
+  } finally {
+    stopped = await srv.stop();
+  }
+  assert.equal(stopped.code, 0, stopped.stderr);
+});
