@@ -105,6 +105,8 @@ nb_conn *tws_conn_new(tws *t, int fd) {
     return c;
 }
 
+static void ring_release(nb_conn *c);
+
 void tws_conn_destroy(nb_conn *c) {
     tws *t = c->t;
     ev_io_stop(t->loop, &c->io);
@@ -119,7 +121,7 @@ void tws_conn_destroy(nb_conn *c) {
     t->n_conns--;
     for (uint32_t i = 0; i < c->q_len; i++)
         t->host->buf_unref(c->q[(c->q_head + i) & (c->q_cap - 1)]);
-    free(c->q);
+    ring_release(c);
     tws_ws_release(c);
     free(c->hbuf);
     t->host->metric_add(t->m.sockets, -1);
@@ -149,15 +151,28 @@ void tws_conn_linger(nb_conn *c) {
 
 /* ---- the queue ------------------------------------------------------ */
 
+static void ring_release(nb_conn *c) {
+    if (c->q != c->q_inline)
+        free(c->q);
+    c->q = NULL;
+    c->q_cap = 0;
+    c->q_head = 0;
+}
+
 static int ring_push(nb_conn *c, nb_buf *b) {
-    if (c->q_len == c->q_cap) {
-        uint32_t cap = c->q_cap ? c->q_cap * 2 : 4;
+    if (c->q_cap == 0) {
+        c->q = c->q_inline;
+        c->q_cap = TWS_Q_INLINE;
+        c->q_head = 0;
+    } else if (c->q_len == c->q_cap) {
+        uint32_t cap = c->q_cap * 4;
         nb_buf **q = malloc(cap * sizeof(nb_buf *));
         if (!q)
             return -1;
         for (uint32_t i = 0; i < c->q_len; i++)
             q[i] = c->q[(c->q_head + i) & (c->q_cap - 1)];
-        free(c->q);
+        if (c->q != c->q_inline)
+            free(c->q);
         c->q = q;
         c->q_cap = cap;
         c->q_head = 0;
@@ -276,10 +291,7 @@ static int flush(nb_conn *c) {
     if (write_queue(c) != 0)
         return -1;
     if (c->q_len == 0) {
-        free(c->q);
-        c->q = NULL;
-        c->q_cap = 0;
-        c->q_head = 0;
+        ring_release(c);
         if (c->state == TWS_LINGER) {
             if (c->peer_eof)
                 return -1;

@@ -31,6 +31,9 @@
  * loop iteration's end, and — if the socket is full — the connection is
  * no longer read (conn.c: tws_flush_early, update_events). */
 #define TWS_QUEUE_SOFT ((int64_t)64 * 1024)
+/* Queue slots inside the connection: a delivery to a connection with no
+ * backlog (the common case) allocates nothing. A power of two. */
+#define TWS_Q_INLINE 2u
 
 typedef struct tws_config {
     uint64_t max_message_bytes;
@@ -65,6 +68,7 @@ struct nb_conn {
     struct nb_conn *dirty_prev, *dirty_next; /* queued output, not yet tried */
     nb_buf **q;                              /* ring of outbound buffers */
     uint32_t q_cap, q_head, q_len, q_off;    /* q_off: bytes of q[head] written */
+    nb_buf *q_inline[TWS_Q_INLINE];          /* q while at most TWS_Q_INLINE wait */
     int64_t queued;                          /* bytes waiting in q */
     nb_buf *wtail;                           /* our own last buffer in q, may grow */
     tws_rx *rx;

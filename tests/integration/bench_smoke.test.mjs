@@ -3,27 +3,16 @@
 // assertions: this checks the load tool and the message path, not speed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, pluginDir } from '../lib/server.mjs';
+import { startServer, pluginDir, runProgram } from '../lib/server.mjs';
 
 // The bench is built in the same build folder as the plugins.
 const benchBin = process.env.NEBULA_BENCH
   || path.join(path.dirname(pluginDir), 'tools', 'nebula-bench', 'nebula-bench');
 const sanitized = !!process.env.NEBULA_SANITIZE && process.env.NEBULA_SANITIZE !== 'none';
 
-function runBench(args, timeoutMs) {
-  return new Promise((resolve) => {
-    const child = spawn(benchBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
-  });
-}
+const runBench = (args, timeoutMs) => runProgram(benchBin, args, { timeoutMs });
 
 test('nebula-bench S2: 1 msg/s per connection, nothing lost', { timeout: 60000 }, async () => {
   assert.ok(existsSync(benchBin), `nebula-bench not built: ${benchBin}`);

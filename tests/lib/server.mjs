@@ -41,9 +41,15 @@ export function makeConfig({ port, plugins = {}, server = {}, limits = {}, extra
 }
 
 // Run nebula with arguments and collect its exit code and output.
-export function runNebula(args, { timeoutMs = 20000, cwd } = {}) {
+export function runNebula(args, opts = {}) {
+  return runProgram(nebulaBin, args, opts);
+}
+
+// Run any program to its end (killed after timeoutMs) and collect its exit
+// code and output.
+export function runProgram(bin, args, { timeoutMs = 20000, cwd } = {}) {
   return new Promise((resolve) => {
-    const child = spawn(nebulaBin, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => { stdout += d; });
