@@ -1,27 +1,75 @@
 /*
- * buf.c — reference-counted buffers with headroom.
+ * buf.c — reference-counted buffers with headroom, pooled.
  *
  * One allocation holds a hidden header (the reference count), the public
  * nb_buf, and the bytes. The count is atomic because one framed broadcast
  * is shared by the outbound queues of connections on different I/O
  * threads.
+ *
+ * Pool: small buffers (the common message and frame sizes) come in three
+ * size classes and, when their last reference goes, wait in a free list
+ * of the thread that dropped it, to serve that thread's next buf_new
+ * without malloc. Each thread keeps at most POOL_MAX per class; a
+ * thread's list is freed when the thread ends (and by buf_pool_drain for
+ * the main thread), so leak checkers see nothing.
  */
 #include "buf.h"
 
 #include <nebula/plugin.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define N_CLASSES 3
+#define NO_CLASS N_CLASSES /* larger or resized: plain malloc/free */
+#define POOL_MAX 256
+static const uint32_t class_size[N_CLASSES] = {256, 1024, 4096};
+
 typedef struct buf_block {
     atomic_uint refs;
-    uint32_t size; /* bytes in storage[] */
+    uint32_t size;          /* bytes in storage[] */
+    uint32_t cls;           /* size class, or NO_CLASS */
+    struct buf_block *next; /* in a free list */
     nb_buf pub;
     _Alignas(16) uint8_t storage[];
 } buf_block;
 
+typedef struct buf_pool {
+    buf_block *head[N_CLASSES];
+    uint32_t count[N_CLASSES];
+    int registered; /* the thread-exit destructor knows this pool */
+} buf_pool;
+
 static atomic_llong live_buffers;
+static _Thread_local buf_pool pool;
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_free(buf_pool *p) {
+    for (uint32_t c = 0; c < N_CLASSES; c++) {
+        while (p->head[c]) {
+            buf_block *b = p->head[c];
+            p->head[c] = b->next;
+            free(b);
+        }
+        p->count[c] = 0;
+    }
+}
+
+/* Thread exit: the key's value is the thread's own pool. */
+static void pool_destructor(void *p) {
+    pool_free(p);
+}
+
+static void pool_key_init(void) {
+    pthread_key_create(&pool_key, pool_destructor);
+}
+
+void buf_pool_drain(void) {
+    pool_free(&pool);
+}
 
 static buf_block *block_of(const nb_buf *b) {
     return (buf_block *)(void *)((char *)(void *)b - offsetof(buf_block, pub));
@@ -31,11 +79,24 @@ nb_buf *buf_new(uint32_t headroom, uint32_t capacity) {
     uint64_t size = (uint64_t)headroom + capacity;
     if (size > UINT32_MAX - sizeof(buf_block))
         return NULL;
-    buf_block *blk = malloc(sizeof(buf_block) + size);
-    if (!blk)
-        return NULL;
+    uint32_t cls = 0;
+    while (cls < N_CLASSES && size > class_size[cls])
+        cls++;
+    buf_block *blk = NULL;
+    if (cls < N_CLASSES && pool.head[cls]) {
+        blk = pool.head[cls];
+        pool.head[cls] = blk->next;
+        pool.count[cls]--;
+    } else {
+        uint64_t alloc = cls < N_CLASSES ? class_size[cls] : size;
+        blk = malloc(sizeof(buf_block) + alloc);
+        if (!blk)
+            return NULL;
+        blk->size = (uint32_t)alloc;
+        blk->cls = cls;
+    }
     atomic_init(&blk->refs, 1);
-    blk->size = (uint32_t)size;
+    capacity = blk->size - headroom; /* a pooled block may hold more */
     blk->pub.struct_size = sizeof(nb_buf);
     blk->pub.len = 0;
     blk->pub.data = blk->storage + headroom;
@@ -53,10 +114,23 @@ void buf_unref(nb_buf *buf) {
     if (!buf)
         return;
     buf_block *blk = block_of(buf);
-    if (atomic_fetch_sub_explicit(&blk->refs, 1, memory_order_acq_rel) == 1) {
-        atomic_fetch_sub_explicit(&live_buffers, 1, memory_order_relaxed);
+    if (atomic_fetch_sub_explicit(&blk->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    atomic_fetch_sub_explicit(&live_buffers, 1, memory_order_relaxed);
+    uint32_t cls = blk->cls;
+    if (cls == NO_CLASS || pool.count[cls] >= POOL_MAX) {
         free(blk);
+        return;
     }
+    if (!pool.registered) {
+        /* First block this thread keeps: have it freed at thread exit. */
+        pthread_once(&pool_once, pool_key_init);
+        pthread_setspecific(pool_key, &pool);
+        pool.registered = 1;
+    }
+    blk->next = pool.head[cls];
+    pool.head[cls] = blk;
+    pool.count[cls]++;
 }
 
 uint32_t buf_refcount(const nb_buf *buf) {
@@ -78,6 +152,7 @@ int32_t buf_reserve(nb_buf **bufp, uint32_t tailroom) {
     if (!nblk)
         return NB_ERR_NOMEM;
     nblk->size = (uint32_t)size;
+    nblk->cls = NO_CLASS; /* no longer a class size */
     nblk->pub.data = nblk->storage + data_off;
     nblk->pub.tailroom = (uint32_t)(size - data_off - nblk->pub.len);
     *bufp = &nblk->pub;

@@ -19,4 +19,7 @@ int32_t buf_append(nb_buf **buf, const void *data, uint32_t len);
 uint32_t buf_refcount(const nb_buf *buf);
 /* Buffers alive now (for leak checks in tests and the metrics page). */
 int64_t buf_live_count(void);
+/* Free the calling thread's pool of unused buffers (other threads' pools
+ * are freed when they end). */
+void buf_pool_drain(void);
 #endif

@@ -284,6 +284,7 @@ void server_free(nb_server *srv) {
     if (srv->tvt)
         loader_close(&srv->transport);
     metrics_reset();
+    buf_pool_drain();
 }
 
 int32_t server_http_request(nb_server *srv, const nb_http_request *req, nb_http_response *resp) {
