@@ -32,8 +32,8 @@ static int create_instance(nb_server *srv, struct nb_plugin_ctx *ctx, nb_loaded_
     int32_t rc = p->desc.create(host_table(), ctx, &ctx->instance);
     if (rc != NB_OK || !ctx->instance) {
         srv->plugin_failures++;
-        log_error("%s: refused: create() failed with code %d (the plugin's own message, if "
-                  "any, is above)",
+        log_error("%s: refused: create() failed with code %d (the plugin logs its reason, "
+                  "or reports it with the config's mistakes)",
                   p->path, (int)rc);
         return -1;
     }
