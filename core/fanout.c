@@ -5,6 +5,10 @@
 #include "session.h"
 #include "worker.h"
 
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 nb_buf *fanout_frame(nb_worker *w, uint32_t c, const nb_msg *msg) {
     nb_server *srv = w->server;
     nb_codec_slot *slot = &srv->codecs[c];
@@ -60,6 +64,24 @@ void fanout_post_locked(nb_worker *self, nb_room *room, const nb_msg *msg) {
                 worker_post(self, &srv->workers[w], room, frames);
     for (uint32_t c = 0; c < srv->n_codecs; c++)
         buf_unref(frames[c]);
+}
+
+void fanout_presence_locked(nb_worker *self, nb_room *room) {
+    nb_msg m;
+    memset(&m, 0, sizeof m);
+    m.struct_size = sizeof m;
+    m.type = NB_MSG_PRESENCE;
+    m.room = (nb_str){room->name, room->name_len, 0};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    m.ts = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    nb_str empty;
+    m.users = room_user_list(room, &m.n_users);
+    if (!m.users)
+        m.users = &empty; /* no users (or no memory): an empty list */
+    fanout_post_locked(self, room, &m);
+    if (m.users != &empty)
+        free((void *)m.users);
 }
 
 void fanout_local(nb_worker *w, nb_room *room, nb_buf *const *frames) {

@@ -26,6 +26,9 @@ void fanout_send(nb_session *s, const nb_msg *msg);
  * Call worker_flush(self) after unlocking. */
 void fanout_post_locked(nb_worker *self, nb_room *room, const nb_msg *msg);
 
+/* With the room's shard lock held: post the room's sorted user list. */
+void fanout_presence_locked(nb_worker *self, nb_room *room);
+
 /* Deliver framed buffers to worker w's own members of room. */
 void fanout_local(nb_worker *w, nb_room *room, nb_buf *const *frames);
 #endif

@@ -58,6 +58,7 @@ typedef struct nb_room {
     uint32_t hist_cap;
     uint32_t hist_start;
     uint32_t hist_len;
+    int presence_pending; /* a batched presence is due (worker.h) */
     struct nb_room *next; /* hash chain in the shard */
     /* local halves: local[w] belongs to worker w's thread */
     nb_room_local *local;

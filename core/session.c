@@ -167,20 +167,6 @@ static int find_slot(const nb_session *s, const char *room, uint32_t len) {
     return -1;
 }
 
-/* Shard lock held. */
-static void post_presence_locked(nb_worker *w, nb_room *room, int64_t ts) {
-    nb_msg m = msg_new(NB_MSG_PRESENCE);
-    m.room = str_of(room->name, room->name_len);
-    m.ts = ts;
-    nb_str empty;
-    m.users = room_user_list(room, &m.n_users);
-    if (!m.users)
-        m.users = &empty; /* no users (or no memory): an empty list */
-    fanout_post_locked(w, room, &m);
-    if (m.users != &empty)
-        free((void *)m.users);
-}
-
 static void update_room_gauge(nb_server *srv) {
     metrics_set(srv->m.rooms, hub_room_count(srv->hub));
 }
@@ -246,7 +232,7 @@ static void do_join(nb_session *s, const char *name, uint32_t len, int on_connec
     j.sender = str_of(s->user, s->user_len);
     j.ts = now_ms();
     fanout_post_locked(w, room, &j);
-    post_presence_locked(w, room, j.ts);
+    worker_presence_locked(w, room);
     hub_unlock(srv->hub, hash);
     update_room_gauge(srv);
     worker_flush(w);
@@ -280,7 +266,7 @@ static void do_leave(nb_session *s, uint32_t slot, int tell_leaver) {
     room_remove_user(room, s->user, s->user_len, w->index, s->codec);
     if (room->n_users && !atomic_load(&srv->draining)) {
         fanout_post_locked(w, room, &m);
-        post_presence_locked(w, room, m.ts);
+        worker_presence_locked(w, room);
     }
     if (!room->n_users)
         hub_remove_locked(srv->hub, room); /* may free it: not touched below */

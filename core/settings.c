@@ -135,6 +135,8 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
         s->log_level = 3;
     }
     s->history_per_room = get_u32(cfg, "server", "history_per_room", 50, 0, 100000);
+    s->presence_batch_above = get_u32(cfg, "server", "presence_batch_above", 100, 1, 10000000);
+    s->presence_interval_ms = get_u32(cfg, "server", "presence_interval_ms", 200, 1, 60000);
     s->shutdown_timeout_ms = get_u32(cfg, "server", "shutdown_timeout_ms", 5000, 0, 600000);
 
     /* [plugins] */

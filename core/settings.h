@@ -23,6 +23,8 @@ typedef struct nb_settings {
     char node_id[128];
     uint32_t log_level;
     uint32_t history_per_room;
+    uint32_t presence_batch_above; /* rooms larger than this batch presence */
+    uint32_t presence_interval_ms;
     uint32_t shutdown_timeout_ms;
     /* [plugins] */
     char plugin_dir[4096];

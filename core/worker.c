@@ -2,6 +2,7 @@
 
 #include "buf.h"
 #include "fanout.h"
+#include "hub.h"
 #include "log.h"
 #include "session.h"
 
@@ -34,6 +35,54 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents) {
         begin_closing(w);
 }
 
+/* The batched presence of every room this worker queued: one list per
+ * room, as it is now. */
+static void on_presence_timer(struct ev_loop *loop, ev_timer *t, int revents) {
+    (void)loop;
+    (void)revents;
+    nb_worker *w = t->data;
+    nb_hub *hub = w->server->hub;
+    uint32_t n = w->n_presence_due;
+    w->n_presence_due = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        nb_room *room = w->presence_due[i];
+        hub_lock(hub, room->hash);
+        room->presence_pending = 0;
+        if (room->n_users && !atomic_load(&w->server->draining))
+            fanout_presence_locked(w, room);
+        hub_unlock(hub, room->hash);
+        room_unref(room);
+    }
+    worker_flush(w);
+}
+
+void worker_presence_locked(nb_worker *w, nb_room *room) {
+    const nb_settings *st = &w->server->settings;
+    if (room->n_users <= st->presence_batch_above) {
+        fanout_presence_locked(w, room);
+        return;
+    }
+    if (room->presence_pending)
+        return; /* a worker will send it, with this change included */
+    if (w->n_presence_due == w->cap_presence_due) {
+        uint32_t cap = w->cap_presence_due ? w->cap_presence_due * 2 : 16;
+        nb_room **due = realloc(w->presence_due, cap * sizeof *due);
+        if (!due) {
+            fanout_presence_locked(w, room); /* no memory to batch: send now */
+            return;
+        }
+        w->presence_due = due;
+        w->cap_presence_due = cap;
+    }
+    room->presence_pending = 1;
+    room_ref(room);
+    w->presence_due[w->n_presence_due++] = room;
+    if (!ev_is_active(&w->presence_timer)) {
+        ev_timer_set(&w->presence_timer, st->presence_interval_ms / 1000.0, 0);
+        ev_timer_start(w->loop, &w->presence_timer);
+    }
+}
+
 int worker_init(nb_worker *w, nb_server *srv, uint32_t index) {
     memset(w, 0, sizeof *w);
     w->server = srv;
@@ -47,6 +96,8 @@ int worker_init(nb_worker *w, nb_server *srv, uint32_t index) {
     ev_async_init(&w->wake, on_wake);
     w->wake.data = w;
     ev_async_start(w->loop, &w->wake);
+    ev_timer_init(&w->presence_timer, on_presence_timer, 0, 0);
+    w->presence_timer.data = w;
     return 0;
 }
 
@@ -90,6 +141,10 @@ void worker_free(nb_worker *w) {
         release(&w->inbox.items[(w->inbox.head + i) % w->inbox.cap]);
     free(w->inbox.items);
     free(w->scratch);
+    for (uint32_t i = 0; i < w->n_presence_due; i++)
+        room_unref(w->presence_due[i]);
+    free(w->presence_due);
+    ev_timer_stop(w->loop, &w->presence_timer);
     pthread_mutex_destroy(&w->inbox.lock);
     ev_async_stop(w->loop, &w->wake);
     ev_loop_destroy(w->loop);

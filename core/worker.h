@@ -52,7 +52,11 @@ struct nb_worker {
     nb_inbox inbox;
     nb_delivery *scratch; /* drained items, reused */
     uint32_t scratch_cap;
-    uint64_t wake_mask; /* other workers to wake after the current post */
+    uint64_t wake_mask;     /* other workers to wake after the current post */
+    nb_room **presence_due; /* rooms whose batched presence this worker sends */
+    uint32_t n_presence_due;
+    uint32_t cap_presence_due;
+    ev_timer presence_timer;
 };
 
 int worker_init(nb_worker *w, nb_server *srv, uint32_t index);
@@ -71,4 +75,10 @@ void worker_flush(nb_worker *w);
 
 /* Ask the worker (from any thread) to close its sessions for shutdown. */
 void worker_request_shutdown(nb_worker *w);
+
+/* Shard lock held, on w's thread: send room's presence now, or, in a room
+ * larger than [server] presence_batch_above, at most once per
+ * presence_interval_ms (a room filling or emptying would otherwise send
+ * the whole user list to every member on every join and leave). */
+void worker_presence_locked(nb_worker *w, nb_room *room);
 #endif

@@ -166,3 +166,34 @@ test('frames still go out after a client closes its reading side half-way', asyn
     assert.equal(r.code, 0, r.stderr);
   }
 });
+
+test('in a room larger than presence_batch_above, presence is batched', async () => {
+  const srv = await startServer({ server: { presence_batch_above: 2, presence_interval_ms: 500 } });
+  try {
+    const first = await Client.connect(srv.wsUrl('big', 'u0'));
+    await first.next((f) => f.type === 'presence' && f.users.length === 1);
+    const names = Array.from({ length: 8 }, (_, i) => `u${i + 1}`);
+    const others = await Promise.all(names.map((n) => Client.connect(srv.wsUrl('big', n))));
+    const all = ['u0', ...names].sort();
+    // every join is still reported at once, one event each
+    for (const n of names) await first.next((f) => f.type === 'join' && f.sender === n, 5000);
+    // the user list comes as it is after the burst, in fewer frames than joins
+    const last = await first.next((f) => f.type === 'presence' && f.users.length === all.length, 5000);
+    assert.deepEqual(last.users, all);
+    const earlier = first.frames.filter((f) => f.type === 'presence').length;
+    assert.ok(earlier + 1 < names.length, `${earlier + 1} presence frames for ${names.length} joins`);
+    for (const c of others) {
+      const p = await c.next((f) => f.type === 'presence' && f.users.length === all.length, 5000);
+      assert.deepEqual(p.users, all);
+    }
+    // rooms at or under the threshold keep one presence per join
+    const a = await Client.connect(srv.wsUrl('small', 'a'));
+    await a.next((f) => f.type === 'presence' && f.users.length === 1);
+    const b = await Client.connect(srv.wsUrl('small', 'b'));
+    await a.next((f) => f.type === 'presence' && f.users.length === 2, 300);
+    for (const c of [first, ...others, a, b]) c.close();
+  } finally {
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
