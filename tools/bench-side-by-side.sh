@@ -4,6 +4,7 @@
 # fresh server per scenario, and keep every JSON summary.
 #
 #   tools/bench-side-by-side.sh [OUT_DIR] [SCENARIO...]     (default: S1 S4 S3)
+#   SERVERS="nebula" tools/bench-side-by-side.sh ...          (a subset)
 #
 # Needs: build/ (make build), the peers built (their build.sh; go-gorilla
 # needs Debian's golang-go and golang-github-gorilla-websocket-dev).
@@ -53,7 +54,7 @@ args_for() { # scenario -> extra args
 }
 
 for s in "${scenarios[@]}"; do
-  for server in nebula go-gorilla node-ws; do
+  for server in ${SERVERS:-nebula go-gorilla node-ws}; do
     start_server "$server" || continue
     # The server process itself (run.sh execs it), for RSS.
     echo "== $s on $server (pid $pid)" >&2
