@@ -66,6 +66,7 @@ void worker_presence_locked(nb_worker *w, nb_room *room) {
         return; /* a worker will send it, with this change included */
     if (w->n_presence_due == w->cap_presence_due) {
         uint32_t cap = w->cap_presence_due ? w->cap_presence_due * 2 : 16;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
         nb_room **due = realloc(w->presence_due, cap * sizeof *due);
         if (!due) {
             fanout_presence_locked(w, room); /* no memory to batch: send now */
