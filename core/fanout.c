@@ -1,13 +1,13 @@
 #include "fanout.h"
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "session.h"
 #include "worker.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 nb_buf *fanout_frame(nb_worker *w, uint32_t c, const nb_msg *msg) {
     nb_server *srv = w->server;
@@ -72,9 +72,7 @@ void fanout_presence_locked(nb_worker *self, nb_room *room) {
     m.struct_size = sizeof m;
     m.type = NB_MSG_PRESENCE;
     m.room = (nb_str){room->name, room->name_len, 0};
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    m.ts = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    m.ts = clock_now_ms();
     nb_str empty;
     m.users = room_user_list(room, &m.n_users);
     if (!m.users)

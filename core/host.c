@@ -6,6 +6,7 @@
 #include "host.h"
 
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -15,7 +16,6 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
-#include <time.h>
 
 static const char *ctx_name(const struct nb_plugin_ctx *ctx) {
     return ctx && ctx->plugin && ctx->plugin->desc.name ? ctx->plugin->desc.name : "plugin";
@@ -70,9 +70,7 @@ static const nb_server_info *host_server_info(struct nb_plugin_ctx *ctx) {
 }
 
 static int64_t host_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_now_ms();
 }
 
 static struct nb_metric *host_metric_new(struct nb_plugin_ctx *ctx, uint32_t type, const char *name,

@@ -12,6 +12,7 @@
 #include "server.h"
 
 #include "buf.h"
+#include "clock.h"
 #include "host.h"
 #include "hub.h"
 #include "log.h"
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static int create_instance(nb_server *srv, struct nb_plugin_ctx *ctx, nb_loaded_plugin *p,
                            nb_worker *w) {
@@ -160,9 +160,7 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
         log_error("out of memory creating %u shards", st->shards);
         failed = 1;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    srv->id_epoch = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    srv->id_epoch = (uint64_t)clock_now_ms();
     return failed ? -1 : 0;
 }
 

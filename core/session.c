@@ -5,6 +5,7 @@
 #include "session.h"
 
 #include "buf.h"
+#include "clock.h"
 #include "fanout.h"
 #include "hub.h"
 #include "log.h"
@@ -14,15 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Errors are counted over this window for the max_errors rule. */
 #define ERROR_WINDOW_MS 10000
 
 static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_now_ms();
 }
 
 static nb_str str_of(const char *p, uint32_t len) {
