@@ -34,6 +34,9 @@
 /* Queue slots inside the connection: a delivery to a connection with no
  * backlog (the common case) allocates nothing. A power of two. */
 #define TWS_Q_INLINE 2u
+/* The timeout walk over every connection is spread over this many ticks
+ * (conn.c, tick_cb). */
+#define TWS_SWEEP_SLICES 16u
 
 typedef struct tws_config {
     uint64_t max_message_bytes;
@@ -109,6 +112,8 @@ struct tws {
     ev_timer tick_w;
     nb_conn *conns;
     nb_conn *dirty;
+    nb_conn *sweep;      /* the next connection the timeout walk checks */
+    uint32_t sweep_left; /* slices left in the walk's round; 0: start one */
     uint64_t n_conns;
     uint8_t *rbuf;
     nb_buf *ping; /* one shared empty ping frame */
