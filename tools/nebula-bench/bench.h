@@ -113,7 +113,10 @@ typedef struct step_report {
     uint64_t skipped;     /* sends not made: connection closed or backlogged */
     uint64_t bytes_in, bytes_out;
     hist latency; /* receive time - send timestamp */
-    hist lag;     /* actual send time - scheduled send time (tool health) */
+    /* arrival time on our socket (the kernel's SO_TIMESTAMPNS) - send
+     * timestamp: the server's part, without this tool's own wake-up */
+    hist at_socket;
+    hist lag; /* actual send time - scheduled send time (tool health) */
 } step_report;
 
 /* ---- shared helpers ---------------------------------------------------- */

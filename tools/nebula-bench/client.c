@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -203,6 +204,8 @@ int client_start(worker *w, conn *c) {
         return -errno;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* arrival stamps for at_socket_ms (see arrival()); best effort */
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     if (w->p->src_bind) {
         /* Pick the port at connect() time, per destination, rather than at
          * bind() time from the source address's whole range. */
@@ -358,7 +361,13 @@ static const uint8_t *read_u64(const uint8_t *p, const uint8_t *end, uint64_t *o
     return p > s ? p : NULL;
 }
 
-static void on_message(worker *w, const uint8_t *p, size_t len, uint64_t now) {
+/* When the bytes of one recv() reached us. */
+typedef struct rx_time {
+    uint64_t now;     /* this process read them (CLOCK_MONOTONIC) */
+    uint64_t arrived; /* the kernel queued them on the socket, same clock; 0: unknown */
+} rx_time;
+
+static void on_message(worker *w, const uint8_t *p, size_t len, const rx_time *rt) {
     static const char fast[] = "{\"type\":\"message\"";
     const uint8_t *end = p + len;
     if (len < sizeof fast - 1 || memcmp(p, fast, sizeof fast - 1) != 0) {
@@ -377,9 +386,12 @@ static void on_message(worker *w, const uint8_t *p, size_t len, uint64_t now) {
         return;
     }
     w->delivered_total++;
+    uint64_t now = rt->now;
     if (w->in_step && t >= w->step.m_start && t < w->step.m_end && now <= w->step.t_drain) {
         w->sr.delivered++;
         hist_add(&w->sr.latency, now > t ? now - t : 0);
+        if (rt->arrived)
+            hist_add(&w->sr.at_socket, rt->arrived > t ? rt->arrived - t : 0);
     } else {
         w->sr.stale++;
     }
@@ -410,7 +422,7 @@ static uint64_t frame_size(const uint8_t *d, size_t len) {
 
 /* Consume whole frames from d; returns the bytes used, or -1 on a protocol
  * error (why says which). */
-static long parse_frames(worker *w, conn *c, const uint8_t *d, size_t len, uint64_t now,
+static long parse_frames(worker *w, conn *c, const uint8_t *d, size_t len, const rx_time *rt,
                          const char **why) {
     size_t off = 0;
     while (len - off >= 2 && c->io.fd >= 0) {
@@ -448,7 +460,7 @@ static long parse_frames(worker *w, conn *c, const uint8_t *d, size_t len, uint6
                 return -1;
             }
             if (fin) {
-                on_message(w, pay, pl, now);
+                on_message(w, pay, pl, rt);
             } else {
                 c->frag_op = op;
                 c->frag_len = 0;
@@ -472,7 +484,7 @@ static long parse_frames(worker *w, conn *c, const uint8_t *d, size_t len, uint6
             memcpy(c->frag + c->frag_len, pay, pl);
             c->frag_len += (uint32_t)pl;
             if (fin) {
-                on_message(w, c->frag, c->frag_len, now);
+                on_message(w, c->frag, c->frag_len, rt);
                 c->frag_op = 0;
                 c->frag_len = 0;
             }
@@ -513,6 +525,29 @@ static long parse_frames(worker *w, conn *c, const uint8_t *d, size_t len, uint6
     return (long)off;
 }
 
+/*
+ * The kernel's arrival stamp of the newest bytes a recvmsg() returned
+ * (SO_TIMESTAMPNS, set in client_start), moved from CLOCK_REALTIME to the
+ * CLOCK_MONOTONIC of every other instant here; 0 if there is none. For a
+ * read that took several segments it is the last one's arrival: an earlier
+ * message is charged a little more than it took, never less.
+ */
+static uint64_t arrival(struct msghdr *mh, uint64_t mono_now) {
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec at, rt_now;
+        memcpy(&at, CMSG_DATA(cm), sizeof at);
+        clock_gettime(CLOCK_REALTIME, &rt_now);
+        int64_t ago = ((int64_t)rt_now.tv_sec - (int64_t)at.tv_sec) * 1000000000 +
+                      ((int64_t)rt_now.tv_nsec - (int64_t)at.tv_nsec);
+        if (ago < 0)
+            ago = 0;
+        return (uint64_t)ago < mono_now ? mono_now - (uint64_t)ago : 0;
+    }
+    return 0;
+}
+
 static void on_readable(worker *w, conn *c) {
     for (int round = 0; round < 4; round++) {
         size_t have = c->rx_len;
@@ -527,7 +562,16 @@ static void on_readable(worker *w, conn *c) {
         }
         if (have)
             memcpy(w->rbuf, c->rx, have);
-        ssize_t n = recv(c->io.fd, w->rbuf + have, w->rbuf_cap - have, 0);
+        struct iovec iov = {w->rbuf + have, w->rbuf_cap - have};
+        union {
+            char buf[CMSG_SPACE(sizeof(struct timespec))];
+            struct cmsghdr align;
+        } ctl;
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.buf,
+                            .msg_controllen = sizeof ctl.buf};
+        ssize_t n = recvmsg(c->io.fd, &mh, 0);
         if (n == 0) {
             lost(w, c, c->state == C_CLOSING ? "closed" : "server hung up");
             return;
@@ -539,7 +583,10 @@ static void on_readable(worker *w, conn *c) {
                 lost(w, c, strerror(errno));
             return;
         }
-        uint64_t now = now_ns(); /* one receive time for the whole batch */
+        /* one receive time for the whole batch */
+        rx_time rt;
+        rt.now = now_ns();
+        rt.arrived = arrival(&mh, rt.now);
         w->sr.bytes_in += (uint64_t)n;
         size_t len = have + (size_t)n, used = 0;
         c->rx_len = 0;
@@ -558,7 +605,7 @@ static void on_readable(worker *w, conn *c) {
         }
         if (c->state == C_OPEN || c->state == C_CLOSING) {
             const char *why = NULL;
-            long u = parse_frames(w, c, w->rbuf + used, len - used, now, &why);
+            long u = parse_frames(w, c, w->rbuf + used, len - used, &rt, &why);
             if (u < 0) {
                 lost(w, c, why);
                 return;

@@ -671,6 +671,7 @@ static int run_step(parent *P, double rate_per_sender, int index, int total) {
     step_result *s = &P->r->steps[P->r->n_steps];
     memset(s, 0, sizeof *s);
     hist_reset(&s->agg.latency);
+    hist_reset(&s->agg.at_socket);
     hist_reset(&s->agg.lag);
     s->rate_per_sender = rate_per_sender;
     s->window_s = p->duration;

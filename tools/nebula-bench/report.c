@@ -20,6 +20,7 @@ void step_merge(step_report *into, const step_report *from) {
     into->bytes_in += from->bytes_in;
     into->bytes_out += from->bytes_out;
     hist_merge(&into->latency, &from->latency);
+    hist_merge(&into->at_socket, &from->at_socket);
     hist_merge(&into->lag, &from->lag);
 }
 
@@ -168,6 +169,8 @@ void report_print(FILE *out, const bench_params *p, const run_result *r) {
         messages_json(out, a->sent, s->expected, a->delivered, s->window_s);
         fprintf(out, ",\n     ");
         latency_json(out, "latency_ms", &a->latency);
+        fprintf(out, ",\n     ");
+        latency_json(out, "at_socket_ms", &a->at_socket);
         fprintf(out, ",\n     ");
         latency_json(out, "send_lag_ms", &a->lag);
         fprintf(out,

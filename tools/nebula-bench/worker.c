@@ -207,6 +207,7 @@ static void begin_step(worker *w, const cmd_step *cmd) {
     w->step = *cmd;
     memset(&w->sr, 0, sizeof w->sr);
     hist_reset(&w->sr.latency);
+    hist_reset(&w->sr.at_socket);
     hist_reset(&w->sr.lag);
     memset(w->members, 0, (size_t)p->rooms * sizeof *w->members);
     memset(w->sends, 0, (size_t)p->rooms * sizeof *w->sends);
@@ -412,6 +413,7 @@ int worker_main(const bench_params *p, int index, int ctl_fd) {
     ev_set_userdata(w->loop, w);
     hist_reset(&w->cr.connect);
     hist_reset(&w->sr.latency);
+    hist_reset(&w->sr.at_socket);
     hist_reset(&w->sr.lag);
 
     w->dst.sin_family = AF_INET;
