@@ -71,6 +71,9 @@ static void init_metrics(nb_server *srv) {
                                        "messages refused by the rate limiter");
     m->slow_consumers = metrics_register(NB_METRIC_COUNTER, "nebula_slow_consumers_total",
                                          "connections closed for not reading fast enough");
+    m->idle_timeouts = metrics_register(NB_METRIC_COUNTER, "nebula_idle_timeouts_total",
+                                        "connections closed with 4408: no message within "
+                                        "idle_timeout_ms");
 }
 
 int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {

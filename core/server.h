@@ -49,6 +49,7 @@ typedef struct nb_server_metrics {
     nb_metric *rate_limited;
     nb_metric *slow_consumers;
     nb_metric *connections_total;
+    nb_metric *idle_timeouts;
 } nb_server_metrics;
 
 struct nb_server {

@@ -91,6 +91,8 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
     s->codec = codec;
     s->tokens_milli = (int64_t)srv->settings.burst * 1000;
     s->tokens_at_ms = now_ms();
+    if (srv->settings.idle_timeout_ms)
+        s->active_at_ms = clock_mono_ms(); /* the idle clock runs from the start */
 
     int n = query_param(req->query, "username", s->user, sizeof s->user);
     if (n == -1)
@@ -108,6 +110,8 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
     s->next = w->sessions;
     if (w->sessions)
         w->sessions->prev = s;
+    else
+        w->sessions_tail = s;
     w->sessions = s;
     w->n_sessions++;
     metrics_add(srv->m.connections, 1);
@@ -277,14 +281,10 @@ static void do_leave(nb_session *s, uint32_t slot, int tell_leaver) {
 
 /* ---- incoming messages ---------------------------------------------- */
 
-/*
- * Abuse: every error frame counts; more than [limits] max_errors within
- * ERROR_WINDOW_MS closes the connection with 4429 ("do not reconnect").
- * A client that makes an honest mistake now and then is never affected.
- */
-static void send_error(nb_session *s, const char *code, const char *reason, const nb_str *room) {
-    nb_server *srv = s->worker->server;
-    metrics_add(srv->m.protocol_errors, 1);
+/* An error frame, counted in the metrics but not against max_errors. */
+static int64_t error_frame(nb_session *s, const char *code, const char *reason,
+                           const nb_str *room) {
+    metrics_add(s->worker->server->m.protocol_errors, 1);
     nb_msg m = msg_new(NB_MSG_ERROR);
     m.code = cstr(code);
     m.content = cstr(reason);
@@ -292,7 +292,18 @@ static void send_error(nb_session *s, const char *code, const char *reason, cons
         m.room = *room;
     m.ts = now_ms();
     fanout_send(s, &m);
-    int64_t now = m.ts;
+    return m.ts;
+}
+
+/*
+ * Abuse: every error frame the client caused counts; more than [limits]
+ * max_errors within ERROR_WINDOW_MS closes the connection with 4429 ("do
+ * not reconnect"). A client that makes an honest mistake now and then is
+ * never affected.
+ */
+static void send_error(nb_session *s, const char *code, const char *reason, const nb_str *room) {
+    nb_server *srv = s->worker->server;
+    int64_t now = error_frame(s, code, reason, room);
     if (now - s->errors_since_ms > ERROR_WINDOW_MS) {
         s->errors_since_ms = now;
         s->errors = 0;
@@ -368,6 +379,61 @@ static void on_chat(nb_session *s, const nb_msg *in) {
     worker_flush(s->worker);
 }
 
+/*
+ * Idle limit: with [limits] idle_timeout_ms set, a connection that sends no
+ * message, join or leave for that long (counted from its opening) gets the
+ * error idle_timeout and is closed with 4408 ("do not reconnect"). Frames
+ * refused before decoding or that fail to decode do not count, nor do
+ * pings and pongs: sending garbage must not keep a connection alive.
+ *
+ * O(1) per message: each worker keeps its sessions in order of activity,
+ * the latest at the head, and activity moves a session there. One timer
+ * per worker (worker.c) looks only at the tail, the session active longest
+ * ago: it closes from the tail while the tail is due, then sleeps until the
+ * new tail is. With the limit at 0 no timer runs and nothing moves.
+ */
+static void touch(nb_session *s, int64_t now) {
+    nb_worker *w = s->worker;
+    s->active_at_ms = now;
+    if (w->sessions == s)
+        return;
+    s->prev->next = s->next; /* not the head, so it has a prev */
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        w->sessions_tail = s->prev;
+    s->prev = NULL;
+    s->next = w->sessions;
+    w->sessions->prev = s;
+    w->sessions = s;
+}
+
+static void close_idle(nb_session *s, uint32_t limit_ms) {
+    nb_server *srv = s->worker->server;
+    char reason[96];
+    snprintf(reason, sizeof reason, "no message for %g s: closed for inactivity",
+             limit_ms / 1000.0);
+    error_frame(s, "idle_timeout", reason, NULL);
+    metrics_add(srv->m.idle_timeouts, 1);
+    /* Debug, not info: lurkers timing out is routine where the limit is on. */
+    log_debug("closing %.*s: %s", (int)s->user_len, s->user, reason);
+    session_close(s, 4408, "idle timeout");
+}
+
+int64_t session_close_idle(nb_worker *w, int64_t now) {
+    uint32_t limit = w->server->settings.idle_timeout_ms;
+    nb_session *s;
+    while ((s = w->sessions_tail) && now - s->active_at_ms >= limit) {
+        if (s->state == NB_SESSION_OPEN)
+            close_idle(s, limit);
+        /* Closed here, closing already, or not open yet: it leaves the
+         * tail either way, so the loop ends. One still in the list after
+         * another period comes back here; session_close acts only once. */
+        touch(s, now);
+    }
+    return s ? s->active_at_ms + limit - now : limit;
+}
+
 void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data, uint32_t len) {
     nb_server *srv = s->worker->server;
     if (s->state != NB_SESSION_OPEN)
@@ -402,6 +468,10 @@ void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *d
                    err.reason[0] ? err.reason : "the message could not be decoded", NULL);
         return;
     }
+    /* Activity for the idle limit: a client type, even one refused below. */
+    if (st->idle_timeout_ms &&
+        (in.type == NB_MSG_MESSAGE || in.type == NB_MSG_JOIN || in.type == NB_MSG_LEAVE))
+        touch(s, clock_mono_ms());
     switch (in.type) {
     case NB_MSG_MESSAGE:
         on_chat(s, &in);
@@ -436,6 +506,8 @@ void session_free(nb_session *s) {
         w->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    else
+        w->sessions_tail = s->prev;
     w->n_sessions--;
     metrics_add(w->server->m.connections, -1);
     free(s->rooms);

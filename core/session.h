@@ -41,7 +41,8 @@ struct nb_session {
     int64_t tokens_at_ms; /* when the bucket was last refilled */
     uint32_t errors;      /* errors in the current window */
     int64_t errors_since_ms;
-    nb_session *prev;
+    int64_t active_at_ms; /* clock_mono_ms() of the last activity (idle limit) */
+    nb_session *prev;     /* the worker's list, in order of activity */
     nb_session *next;
 };
 
@@ -65,4 +66,9 @@ void session_free(nb_session *s);
 /* Token bucket: 1 if a message may pass now (and takes a token). rate is
  * messages per second (0 = unlimited), burst the bucket size. */
 int session_take_token(nb_session *s, uint32_t rate, uint32_t burst, int64_t now_ms);
+
+/* Close w's sessions idle for [limits] idle_timeout_ms (which is not 0) as
+ * of now (clock_mono_ms). Returns the milliseconds until the next one
+ * could be due. On w's thread. */
+int64_t session_close_idle(nb_worker *w, int64_t now_ms);
 #endif

@@ -2,12 +2,17 @@
 
 #include "log.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* [limits] idle_timeout_ms: 0, or from a second to a week. */
+#define IDLE_TIMEOUT_MIN_MS 1000
+#define IDLE_TIMEOUT_MAX_MS 604800000
 
 int settings_parse_listen(const char *text, char *host, size_t hostlen, uint32_t *port) {
     const char *colon;
@@ -180,4 +185,15 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     int64_t q = 4 << 20;
     config_get_int(cfg, "limits", "max_queued_bytes", q, 4096, INT64_C(1) << 40, &q);
     s->max_queued_bytes = (uint64_t)q;
+    /* 0 turns it off. 1..999 is refused, not taken literally: it is most
+     * likely seconds written where milliseconds are meant. */
+    int64_t idle = 0;
+    if (config_get_int(cfg, "limits", "idle_timeout_ms", 0, INT64_MIN, INT64_MAX, &idle) == 1 &&
+        idle != 0 && (idle < IDLE_TIMEOUT_MIN_MS || idle > IDLE_TIMEOUT_MAX_MS)) {
+        config_error(cfg, "limits", "idle_timeout_ms",
+                     "%" PRId64 " is out of range (0 = off, or %d..%d)", idle, IDLE_TIMEOUT_MIN_MS,
+                     IDLE_TIMEOUT_MAX_MS);
+        idle = 0;
+    }
+    s->idle_timeout_ms = (uint32_t)idle;
 }

@@ -40,6 +40,7 @@ typedef struct nb_settings {
     uint32_t rooms_per_connection;
     uint32_t max_errors;
     uint64_t max_queued_bytes;
+    uint32_t idle_timeout_ms; /* 0 = off */
 } nb_settings;
 
 /*

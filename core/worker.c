@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include "buf.h"
+#include "clock.h"
 #include "fanout.h"
 #include "hub.h"
 #include "log.h"
@@ -16,6 +17,7 @@ static void begin_closing(nb_worker *w) {
         return;
     w->closing = 1;
     nb_server *srv = w->server;
+    ev_timer_stop(w->loop, &w->idle_timer); /* every session closes with 1001 now */
     srv->tvt->stop_accepting(w->transport_ctx.instance);
     for (nb_session *s = w->sessions; s; s = s->next)
         session_close(s, 1001, "server shutting down");
@@ -54,6 +56,16 @@ static void on_presence_timer(struct ev_loop *loop, ev_timer *t, int revents) {
         room_unref(room);
     }
     worker_flush(w);
+}
+
+/* Close the sessions idle too long (session.c), then sleep until the one
+ * active longest ago would be. */
+static void on_idle_timer(struct ev_loop *loop, ev_timer *t, int revents) {
+    (void)revents;
+    nb_worker *w = t->data;
+    int64_t next_ms = session_close_idle(w, clock_mono_ms());
+    ev_timer_set(t, next_ms / 1000.0, 0);
+    ev_timer_start(loop, t);
 }
 
 void worker_presence_locked(nb_worker *w, nb_room *room) {
@@ -99,11 +111,18 @@ int worker_init(nb_worker *w, nb_server *srv, uint32_t index) {
     ev_async_start(w->loop, &w->wake);
     ev_timer_init(&w->presence_timer, on_presence_timer, 0, 0);
     w->presence_timer.data = w;
+    ev_timer_init(&w->idle_timer, on_idle_timer, 0, 0);
+    w->idle_timer.data = w;
     return 0;
 }
 
 static void *worker_main(void *arg) {
     nb_worker *w = arg;
+    uint32_t idle_ms = w->server->settings.idle_timeout_ms;
+    if (idle_ms) { /* on the loop's own thread, the only one that touches it */
+        ev_timer_set(&w->idle_timer, idle_ms / 1000.0, 0);
+        ev_timer_start(w->loop, &w->idle_timer);
+    }
     ev_run(w->loop, 0);
     return NULL;
 }
@@ -146,6 +165,7 @@ void worker_free(nb_worker *w) {
         room_unref(w->presence_due[i]);
     free(w->presence_due);
     ev_timer_stop(w->loop, &w->presence_timer);
+    ev_timer_stop(w->loop, &w->idle_timer);
     pthread_mutex_destroy(&w->inbox.lock);
     ev_async_stop(w->loop, &w->wake);
     ev_loop_destroy(w->loop);

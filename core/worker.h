@@ -47,7 +47,8 @@ struct nb_worker {
     struct nb_plugin_ctx transport_ctx;
     int transport_created;
     nb_server_info info;
-    nb_session *sessions; /* every live session of this worker */
+    nb_session *sessions;      /* every live session, most recently active first */
+    nb_session *sessions_tail; /* the one active longest ago */
     uint32_t n_sessions;
     nb_inbox inbox;
     nb_delivery *scratch; /* drained items, reused */
@@ -57,6 +58,7 @@ struct nb_worker {
     uint32_t n_presence_due;
     uint32_t cap_presence_due;
     ev_timer presence_timer;
+    ev_timer idle_timer; /* [limits] idle_timeout_ms; never started when 0 */
 };
 
 int worker_init(nb_worker *w, nb_server *srv, uint32_t index);

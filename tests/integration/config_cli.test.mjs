@@ -133,6 +133,25 @@ test('--check-config reports every mistake in one run', async () => {
     `[limitz] is reported at ${f}:${l} or :${l + 1}:\n${r.stderr}`);
 });
 
+test('--check-config refuses [limits] idle_timeout_ms between 1 and 999, naming the key', async () => {
+  const text = makeConfig({ port: 18080, limits: { idle_timeout_ms: 500 } });
+  const f = writeConf(text);
+  const r = await runNebula(['--check-config', f]);
+  assert.equal(r.code, 1, r.stderr);
+  assertReported(r.stderr, f, lineOf(text, 'idle_timeout_ms'), 'idle_timeout_ms', '500', 'out of range');
+  for (const bad of [1, 999, 604800001, -1]) {
+    const t = makeConfig({ port: 18080, limits: { idle_timeout_ms: bad } });
+    const g = writeConf(t);
+    const rb = await runNebula(['--check-config', g]);
+    assert.equal(rb.code, 1, `${bad} is refused:\n${rb.stderr}`);
+    assertReported(rb.stderr, g, lineOf(t, 'idle_timeout_ms'), 'idle_timeout_ms', String(bad));
+  }
+  for (const good of [0, 1000, 604800000]) {
+    const rg = await runNebula(['--check-config', writeConf(makeConfig({ port: 18080, limits: { idle_timeout_ms: good } }))]);
+    assert.equal(rg.code, 0, `${good} is accepted:\n${rg.stderr}`);
+  }
+});
+
 test('--check-config reports an unknown section even when it is empty', async () => {
   const text = makeConfig({ port: 18080, extra: '[limitz]\n# nothing here yet\n' });
   const f = writeConf(text);

@@ -197,3 +197,83 @@ test('in a room larger than presence_batch_above, presence is batched', async ()
     assert.equal(r.code, 0, r.stderr);
   }
 });
+
+test('a connection that sends no message for idle_timeout_ms is closed with 4408; a chatting one stays', { timeout: 30000 }, async () => {
+  const srv = await startServer({
+    // max_errors 2: the lurker's two mistakes plus the idle_timeout error
+    // would be 3, so a 4429 here means idle_timeout was counted as abuse
+    limits: { idle_timeout_ms: 1000, max_errors: 2 },
+    // pings every 200 ms, answered by the ws client: pongs are no activity
+    extra: '[transport-ws]\nping_interval_ms = 200\npong_timeout_ms = 2000\n',
+  });
+  let timer;
+  try {
+    const t0 = Date.now();
+    const lurker = await Client.connect(srv.wsUrl('idle', 'lurker'));
+    const chatty = await Client.connect(srv.wsUrl('idle', 'chatty'));
+    lurker.send('{not json');
+    lurker.send('{not json');
+    let n = 0;
+    timer = setInterval(() => chatty.send({ type: 'message', room: 'idle', content: `tick ${n++}` }), 300);
+
+    const err = await lurker.next((f) => f.type === 'error' && f.code !== 'bad_json', 3000);
+    assert.equal(err.code, 'idle_timeout');
+    assert.match(err.content, /inactivity/);
+    const c = await lurker.waitClose(2000);
+    assert.equal(c.code, 4408);
+    const dt = Date.now() - t0;
+    assert.ok(dt >= 900 && dt <= 2500, `closed after ${dt} ms`);
+    assert.equal(lurker.frames.filter((f) => f.code === 'bad_json').length, 2);
+    await chatty.next((f) => f.type === 'leave' && f.sender === 'lurker', 2000);
+
+    await new Promise((r) => setTimeout(r, Math.max(0, 3000 - (Date.now() - t0))));
+    assert.equal(chatty.closed, null, 'the chatting client is still connected');
+    assert.ok(!chatty.frames.some((f) => f.type === 'error'));
+    // and its messages still flow
+    const next = n;
+    await chatty.next((f) => f.type === 'message' && f.content === `tick ${next}`, 3000);
+    assert.equal(await metric(srv, 'nebula_idle_timeouts_total'), 1);
+    clearInterval(timer);
+    chatty.close();
+  } finally {
+    clearInterval(timer);
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
+test('garbage does not keep a connection alive; a message that gets an error does', { timeout: 30000 }, async () => {
+  const srv = await startServer({ limits: { idle_timeout_ms: 1000, max_errors: 1000 } });
+  const timers = [];
+  try {
+    const t0 = Date.now();
+    const bot = await Client.connect(srv.wsUrl('g', 'bot'));
+    // no room: each message gets not_joined, but is a valid client type
+    const stray = await Client.connect(srv.wsUrl(null, 'stray'));
+    let i = 0;
+    // invalid JSON, and valid JSON of a type clients may not send
+    timers.push(setInterval(() => bot.send(i++ % 2 ? '{not json' : { type: 'presence', room: 'g' }), 300));
+    timers.push(setInterval(() => stray.send({ type: 'message', room: 'elsewhere', content: 'hi' }), 300));
+    const err = await bot.next((f) => f.type === 'error' && f.code === 'idle_timeout', 3000);
+    assert.match(err.content, /inactivity/);
+    const c = await bot.waitClose(2000);
+    assert.equal(c.code, 4408);
+    const dt = Date.now() - t0;
+    assert.ok(dt >= 900 && dt <= 2500, `closed after ${dt} ms`);
+    // the garbage was read and answered, not ignored
+    assert.ok(bot.frames.some((f) => f.code === 'bad_json'));
+    assert.ok(bot.frames.some((f) => f.code === 'unknown_type'));
+
+    await new Promise((r) => setTimeout(r, Math.max(0, 3000 - (Date.now() - t0))));
+    assert.equal(stray.closed, null, 'the client whose messages get not_joined is still connected');
+    assert.ok(stray.frames.filter((f) => f.code === 'not_joined').length >= 5);
+    assert.ok(!stray.frames.some((f) => f.code === 'idle_timeout'));
+    assert.equal(await metric(srv, 'nebula_idle_timeouts_total'), 1);
+    for (const t of timers.splice(0)) clearInterval(t);
+    stray.close();
+  } finally {
+    for (const t of timers) clearInterval(t);
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
