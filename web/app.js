@@ -302,6 +302,7 @@ function giveUp(code, why) {
   let msg = `Disconnected: ${why} (close code ${code}).`;
   let field = $('username');
   if (code === 4409) msg = `The name “${state.me}” is already taken in #${room}. Pick another name.`;
+  else if (code === 4408) msg = 'Disconnected after a while without messages. Join again to continue.';
   else if (state.lastError && state.lastError.code === 'bad_room') field = $('room');
   else if (code === 4429) msg = `Disconnected for too many errors or messages (${why}). Wait a moment, then join again.`;
   resetChat();

@@ -1,7 +1,7 @@
 // End-to-end: the browser client (web/) in headless Chromium against the
 // real nebula binary. Two pages chat, presence and join/leave notices,
 // rooms and unread markers, name validation (client and server side),
-// history on join, reconnect after a server restart.
+// history on join, reconnect after a server restart, the idle close.
 //
 // NEBULA_SCREENSHOT=path also writes a picture of two pages chatting
 // (docs/screenshot.png is made that way).
@@ -209,6 +209,22 @@ test('browser client', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not inst
       await waitUsers(alice, ['alice', 'carol']);
       await send(alice, 'back again');
       await logItem(carol, 'msg', 'back again').waitFor({ timeout: WAIT });
+    });
+
+    await t.test('closed for idleness (4408), the page goes back to the join form and stays there', async () => {
+      const idle = await startServer({ limits: { idle_timeout_ms: 1000 } });
+      try {
+        const dave = await open();
+        await join(dave, idle.url, 'dave', 'quiet');
+        await until(dave, 'the idle message', () => /without messages/.test(document.querySelector('#join-error').textContent));
+        assert.equal(await dave.isVisible('#join-form'), true);
+        assert.equal(await dave.inputValue('#room'), 'quiet');
+        assert.equal(await dave.getAttribute('#status', 'data-state'), 'disconnected'); // no reconnect loop
+        await dave.context().close();
+      } finally {
+        const r = await idle.stop();
+        assert.equal(r.code, 0, r.stderr);
+      }
     });
 
     assert.deepEqual(pageErrors, []);
