@@ -31,5 +31,6 @@ passed=$(count OK)
 failed=$(( $(count FAIL) + $(count TIMEOUT) + $(count ERROR) ))
 skipped=$(count SKIP)
 echo
-echo "$passed passed, $failed failed, $skipped skipped"
+[ "$skipped" -eq 0 ] || echo "$skipped skipped"
+echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
