@@ -2,7 +2,8 @@
 #
 #   make run    install what is missing, build, start a single-node server
 #   make test   install what is missing, build (plain, ASan+UBSan, TSan), run
-#               every test, end with one line "N passed, N failed"
+#               every test (the integration tests also under valgrind), end
+#               with one line "N passed, N failed"
 #
 # Other targets: build, deps, lint, format, clean.
 

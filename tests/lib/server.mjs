@@ -81,8 +81,10 @@ export async function startServer(opts = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'nebula-test-'));
   const confPath = path.join(dir, 'nebula.conf');
   writeFileSync(confPath, opts.config ?? makeConfig({ port, ...opts }));
-  // opts.wrapper: a command to run nebula under, e.g. ['valgrind', '--leak-check=full'].
-  const argv = [...(opts.wrapper || []), nebulaBin, '-c', confPath, ...(opts.args || [])];
+  // opts.wrapper: a command to run nebula under, e.g. ['valgrind', '--leak-check=full'];
+  // else NEBULA_WRAPPER, the same as one string (make test-valgrind sets it).
+  const wrapper = opts.wrapper || (process.env.NEBULA_WRAPPER || '').split(' ').filter(Boolean);
+  const argv = [...wrapper, nebulaBin, '-c', confPath, ...(opts.args || [])];
   const child = spawn(argv[0], argv.slice(1),
     { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env || {}) } });
   let stderr = '';
