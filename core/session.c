@@ -52,11 +52,11 @@ static uint32_t pick_codec(const nb_server *srv, const nb_open_request *req, int
     return 0;
 }
 
-static void refuse_later(nb_session *s, const char *code, const char *fmt, const char *what) {
+static void refuse_later(nb_session *s, const char *code, const char *reason) {
     if (s->refuse_code)
         return;
     s->refuse_code = code;
-    snprintf(s->refuse_reason, sizeof s->refuse_reason, fmt, what);
+    s->refuse_reason = reason;
 }
 
 int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_open_request *req,
@@ -96,16 +96,25 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
 
     int n = query_param(req->query, "username", s->user, sizeof s->user);
     if (n == -1)
-        refuse_later(s, "bad_username", "%s", "a username is required: /ws?username=NAME");
+        refuse_later(s, "bad_username", "a username is required: /ws?username=NAME");
     else if (n < 0 || !name_valid(s->user, (size_t)n, NB_USERNAME_MAX))
-        refuse_later(s, "bad_username", "%s", "a username is 1-32 characters of A-Z a-z 0-9 _ - .");
+        refuse_later(s, "bad_username", "a username is 1-32 characters of A-Z a-z 0-9 _ - .");
     else
         s->user_len = (uint32_t)n;
-    n = query_param(req->query, "room", s->first_room, sizeof s->first_room);
-    if (n == -2 || (n >= 0 && !name_valid(s->first_room, (size_t)n, NB_ROOM_MAX)))
-        refuse_later(s, "bad_room", "%s", "a room name is 1-64 characters of A-Z a-z 0-9 _ - .");
-    else if (n > 0)
+    char room[NB_ROOM_MAX + 1];
+    n = query_param(req->query, "room", room, sizeof room);
+    if (n == -2 || (n >= 0 && !name_valid(room, (size_t)n, NB_ROOM_MAX))) {
+        refuse_later(s, "bad_room", "a room name is 1-64 characters of A-Z a-z 0-9 _ - .");
+    } else if (n > 0) {
+        if (!(s->first_room = malloc((size_t)n + 1))) {
+            free(s);
+            reply->http_status = 503;
+            reply->reason = "out of memory";
+            return NB_OK;
+        }
+        memcpy(s->first_room, room, (size_t)n + 1);
         s->first_room_len = (uint32_t)n;
+    }
 
     s->next = w->sessions;
     if (w->sessions)
@@ -140,6 +149,9 @@ void session_established(struct nb_session *s) {
     fanout_send(s, &m);
     if (s->first_room_len)
         do_join(s, s->first_room, s->first_room_len, 1);
+    free(s->first_room); /* needed only for that join */
+    s->first_room = NULL;
+    s->first_room_len = 0;
 }
 
 void session_close(nb_session *s, uint32_t code, const char *reason) {
@@ -510,6 +522,7 @@ void session_free(nb_session *s) {
         w->sessions_tail = s->prev;
     w->n_sessions--;
     metrics_add(w->server->m.connections, -1);
+    free(s->first_room);
     free(s->rooms);
     free(s);
 }

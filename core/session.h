@@ -23,6 +23,8 @@ typedef struct nb_session_room {
     uint32_t member_idx; /* index in room->members */
 } nb_session_room;
 
+/* Every connection has one, idle ones too: keep it small (S1 in
+ * docs/PERFORMANCE.md). What only the opening needs is on the heap. */
 struct nb_session {
     nb_worker *worker;
     struct nb_conn *conn;
@@ -30,10 +32,10 @@ struct nb_session {
     uint32_t state;
     char user[NB_USERNAME_MAX + 1];
     uint32_t user_len;
-    char first_room[NB_ROOM_MAX + 1];
+    char *first_room; /* the connect URL's room, until the joining; or NULL */
     uint32_t first_room_len;
-    const char *refuse_code; /* set when the connect URL was bad */
-    char refuse_reason[128];
+    const char *refuse_code;   /* set when the connect URL was bad... */
+    const char *refuse_reason; /* ...and why; both static strings */
     nb_session_room *rooms;
     uint32_t n_rooms;
     uint32_t cap_rooms;
