@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Static checks over the project's C sources: clang-format (no diff),
-# cppcheck and clang-tidy (no warnings). Usage: tests/lint.sh BUILD_DIR
+# cppcheck and clang-tidy (no warnings).
+# Usage: tests/lint.sh BUILD_DIR [FUZZ_BUILD_DIR (default build-fuzz)]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
+fuzz_build=${2:-build-fuzz}
 fail=0
 mapfile -t files < <(git ls-files '*.c' '*.h' 2>/dev/null | grep -v '^tests/fixtures/abi-' || true)
 if [ ${#files[@]} -eq 0 ]; then
@@ -36,13 +38,29 @@ for f in "${csrc[@]}"; do
 done
 # One file per call: clang-tidy 14 carries state across files of one call
 # (false "uninitialized va_list" reports after the first vsnprintf).
-if [ ${#tidy_src[@]} -gt 0 ]; then
-  out=$(printf '%s\n' "${tidy_src[@]}" | xargs -P "$(nproc)" -I{} \
-    clang-tidy -p "$build" --quiet --checks="$checks" --warnings-as-errors='*' {} 2>&1)
+tidy() { # BUILD_DIR FILE...
+  local db=$1
+  shift
+  [ $# -gt 0 ] || return 0
+  local out rc
+  out=$(printf '%s\n' "$@" | xargs -P "$(nproc)" -I{} \
+    clang-tidy -p "$db" --quiet --checks="$checks" --warnings-as-errors='*' {} 2>&1)
   rc=$?
   if [ $rc -ne 0 ] || grep -q 'warning:\|error:' <<<"$out"; then
-    echo "$out" | grep -v '^[0-9]* warnings generated' ; fail=1
+    echo "$out" | grep -v '^[0-9]* warnings generated'
+    fail=1
   fi
+}
+tidy "$build" "${tidy_src[@]}"
+# The fuzz targets use no CUnit, so they are checked too, but they exist
+# only in the clang build configured with -Dfuzz=true (docs/FUZZING.md):
+# with its flags, when that build is there.
+fuzz_src=()
+for f in "${csrc[@]}"; do [[ $f == tests/fuzz/* ]] && fuzz_src+=("$f"); done
+if [ -f "$fuzz_build/compile_commands.json" ]; then
+  tidy "$fuzz_build" "${fuzz_src[@]}"
+elif [ ${#fuzz_src[@]} -gt 0 ]; then
+  echo "clang-tidy: no $fuzz_build/compile_commands.json, tests/fuzz/ not checked (make build-fuzz)"
 fi
 [ $fail -eq 0 ] && echo "lint: clean"
 exit $fail
