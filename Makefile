@@ -1,16 +1,20 @@
 # Nebula — the two commands of the README, and the steps behind them.
 #
 #   make run    install what is missing, build, start a single-node server
-#   make test   install what is missing, build (plain, ASan+UBSan, TSan), run
-#               every test (the integration tests also under valgrind), end
-#               with one line "N passed, N failed"
+#   make test   install what is missing, build (plain, ASan+UBSan, TSan, and
+#               the clang libFuzzer build), run every test (the integration
+#               tests also under valgrind, a short smoke run of each fuzz
+#               target), end with one line "N passed, N failed"
 #
-# Other targets: build, deps, lint, format, clean.
+# Other targets: build, deps, lint, format, clean, fuzz (every libFuzzer
+# target for FUZZ_SECONDS each; docs/FUZZING.md).
 
 SHELL := /bin/bash
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 
 APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-14-dev \
   valgrind cppcheck clang-tidy clang-format libev-dev libwslay-dev libcjson-dev \
@@ -19,7 +23,7 @@ APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-1
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test build build-asan build-tsan deps deps-apt deps-node lint format clean
+.PHONY: all run test build build-asan build-tsan build-fuzz fuzz deps deps-apt deps-node lint format clean
 
 all: build
 
@@ -52,6 +56,10 @@ $(ASAN_BUILD)/build.ninja:
 $(TSAN_BUILD)/build.ninja:
 	meson setup $(TSAN_BUILD) -Db_sanitize=thread -Dbuildtype=debug
 
+# libFuzzer needs clang; this build folder is clang's whatever CC says.
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true
+
 build: deps-apt $(BUILD)/build.ninja
 	meson compile -C $(BUILD)
 
@@ -61,11 +69,19 @@ build-asan: deps-apt $(ASAN_BUILD)/build.ninja
 build-tsan: deps-apt $(TSAN_BUILD)/build.ninja
 	meson compile -C $(TSAN_BUILD)
 
+build-fuzz: deps-apt $(FUZZ_BUILD)/build.ninja
+	meson compile -C $(FUZZ_BUILD)
+
+# Every fuzz target for FUZZ_SECONDS each; corpora grow in
+# $(FUZZ_BUILD)/corpus/, crashes land in $(FUZZ_BUILD)/crashes/.
+fuzz: build-fuzz
+	tests/fuzz/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 run: build
 	./$(BUILD)/nebula $(if $(wildcard nebula.conf),-c nebula.conf,)
 
-test: deps build build-asan build-tsan
-	@tests/run-all.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+test: deps build build-asan build-tsan build-fuzz
+	@tests/run-all.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
 
 lint: build
 	tests/lint.sh $(BUILD)
@@ -74,4 +90,4 @@ format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

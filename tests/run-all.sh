@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Run every test in the plain build, then the unit and integration tests in
 # the ASan+UBSan build, the integration tests in the TSan build and once more
-# under valgrind, and end with one line "N passed, N failed".
+# under valgrind, the fuzz smoke runs in the libFuzzer build, and end with
+# one line "N passed, N failed".
 set -uo pipefail
 plain=${1:-build}
 asan=${2:-build-asan}
 tsan=${3:-build-tsan}
+fuzz=${4:-build-fuzz}
 
 # Sanitizer builds: leak reports need the plugins still mapped at exit.
 export NEBULA_NO_DLCLOSE=1
@@ -18,7 +20,7 @@ export TSAN_OPTIONS=halt_on_error=0:exitcode=25:second_deadlock_stack=1
 valgrind_cmd="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
 --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
 
-for b in "$plain" "$asan" "$tsan"; do rm -f "$b/meson-logs/run-all.json"; done
+for b in "$plain" "$asan" "$tsan" "$fuzz"; do rm -f "$b/meson-logs/run-all.json"; done
 rm -f "$plain/meson-logs/run-all-valgrind.json"
 status=0
 meson test -C "$plain" --logbase run-all --print-errorlogs --num-processes 1 || status=1
@@ -26,10 +28,12 @@ meson test -C "$asan" --logbase run-all --print-errorlogs --num-processes 1 --no
 meson test -C "$tsan" --logbase run-all --print-errorlogs --num-processes 1 --suite integration || status=1
 NEBULA_WRAPPER=$valgrind_cmd meson test -C "$plain" --logbase run-all-valgrind --print-errorlogs \
   --num-processes 1 --suite integration || status=1
+meson test -C "$fuzz" --logbase run-all --print-errorlogs --num-processes 1 --suite fuzz || status=1
 
 logs=()
 for f in "$plain/meson-logs/run-all.json" "$asan/meson-logs/run-all.json" \
-  "$tsan/meson-logs/run-all.json" "$plain/meson-logs/run-all-valgrind.json"; do
+  "$tsan/meson-logs/run-all.json" "$plain/meson-logs/run-all-valgrind.json" \
+  "$fuzz/meson-logs/run-all.json"; do
   [ -f "$f" ] && logs+=("$f")
 done
 count() { # results with this status, across every build's log
