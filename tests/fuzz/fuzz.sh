@@ -33,6 +33,7 @@ shift 2
 # 4 KiB buffer), a chat message.
 declare -A max_len=(
   [fuzz-frame-scan]=8192
+  [fuzz-ws-recv]=8192
   [fuzz-http-request]=9000
   [fuzz-config]=8192
   [fuzz-codec-json]=4096
@@ -44,7 +45,7 @@ declare -A dict=(
   [fuzz-codec-json]=json.dict
 )
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz-frame-scan fuzz-http-request fuzz-config fuzz-codec-json)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz-frame-scan fuzz-ws-recv fuzz-http-request fuzz-config fuzz-codec-json)
 
 failed=()
 for t in "${targets[@]}"; do
