@@ -90,9 +90,8 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
     s->conn = conn;
     s->codec = codec;
     s->tokens_milli = (int64_t)srv->settings.burst * 1000;
-    s->tokens_at_ms = now_ms();
-    if (srv->settings.idle_timeout_ms)
-        s->active_at_ms = clock_mono_ms(); /* the idle clock runs from the start */
+    /* The bucket and the idle clock both start full at the opening. */
+    s->tokens_at_ms = s->active_at_ms = clock_mono_ms();
 
     int n = query_param(req->query, "username", s->user, sizeof s->user);
     if (n == -1)
@@ -294,8 +293,7 @@ static void do_leave(nb_session *s, uint32_t slot, int tell_leaver) {
 /* ---- incoming messages ---------------------------------------------- */
 
 /* An error frame, counted in the metrics but not against max_errors. */
-static int64_t error_frame(nb_session *s, const char *code, const char *reason,
-                           const nb_str *room) {
+static void error_frame(nb_session *s, const char *code, const char *reason, const nb_str *room) {
     metrics_add(s->worker->server->m.protocol_errors, 1);
     nb_msg m = msg_new(NB_MSG_ERROR);
     m.code = cstr(code);
@@ -304,7 +302,6 @@ static int64_t error_frame(nb_session *s, const char *code, const char *reason,
         m.room = *room;
     m.ts = now_ms();
     fanout_send(s, &m);
-    return m.ts;
 }
 
 /*
@@ -315,7 +312,8 @@ static int64_t error_frame(nb_session *s, const char *code, const char *reason,
  */
 static void send_error(nb_session *s, const char *code, const char *reason, const nb_str *room) {
     nb_server *srv = s->worker->server;
-    int64_t now = error_frame(s, code, reason, room);
+    error_frame(s, code, reason, room);
+    int64_t now = clock_mono_ms();
     if (now - s->errors_since_ms > ERROR_WINDOW_MS) {
         s->errors_since_ms = now;
         s->errors = 0;
@@ -452,7 +450,8 @@ void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *d
         return;
     metrics_add(srv->m.messages_received, 1);
     const nb_settings *st = &srv->settings;
-    if (!session_take_token(s, st->messages_per_second, st->burst, now_ms())) {
+    int64_t now = clock_mono_ms(); /* for the rate limit and the idle limit */
+    if (!session_take_token(s, st->messages_per_second, st->burst, now)) {
         metrics_add(srv->m.rate_limited, 1);
         send_error(s, "rate_limited", "slow down: too many messages per second", NULL);
         return;
@@ -483,7 +482,7 @@ void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *d
     /* Activity for the idle limit: a client type, even one refused below. */
     if (st->idle_timeout_ms &&
         (in.type == NB_MSG_MESSAGE || in.type == NB_MSG_JOIN || in.type == NB_MSG_LEAVE))
-        touch(s, clock_mono_ms());
+        touch(s, now);
     switch (in.type) {
     case NB_MSG_MESSAGE:
         on_chat(s, &in);

@@ -39,11 +39,13 @@ struct nb_session {
     nb_session_room *rooms;
     uint32_t n_rooms;
     uint32_t cap_rooms;
+    /* Instants below are clock_mono_ms(): a wall-clock step must not
+     * refill a bucket, reset an error window or close an idle connection. */
     int64_t tokens_milli; /* token bucket, in thousandths of a message */
     int64_t tokens_at_ms; /* when the bucket was last refilled */
     uint32_t errors;      /* errors in the current window */
     int64_t errors_since_ms;
-    int64_t active_at_ms; /* clock_mono_ms() of the last activity (idle limit) */
+    int64_t active_at_ms; /* the last activity (idle limit) */
     nb_session *prev;     /* the worker's list, in order of activity */
     nb_session *next;
 };
@@ -65,8 +67,9 @@ void session_close(nb_session *s, uint32_t code, const char *reason);
  * gone). */
 void session_free(nb_session *s);
 
-/* Token bucket: 1 if a message may pass now (and takes a token). rate is
- * messages per second (0 = unlimited), burst the bucket size. */
+/* Token bucket: 1 if a message may pass at now_ms (clock_mono_ms), and
+ * takes a token. rate is messages per second (0 = unlimited), burst the
+ * bucket size. */
 int session_take_token(nb_session *s, uint32_t rate, uint32_t burst, int64_t now_ms);
 
 /* Close w's sessions idle for [limits] idle_timeout_ms (which is not 0) as
