@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,6 +24,53 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                                               \
         }                                                                                          \
     } while (0)
+
+/*
+ * A client's byte stream cut into reads, as it reaches the transport. The
+ * input of the WebSocket targets is: byte 0 (bits 0-1 are the target's;
+ * bits 2-4 give k, how many read lengths follow), byte 1 (the target's),
+ * k lengths, then the stream. Read i is lens[i % k] bytes long, or the
+ * whole rest when the lengths are all 0; each read is copied into a heap
+ * block of exactly its size, so that ASan sees any overread.
+ */
+typedef struct fuzz_reads {
+    const uint8_t *lens;
+    const uint8_t *stream;
+    size_t k, n, cycle, off, i;
+} fuzz_reads;
+
+/* 0 when the input is too short to hold its own header. */
+static inline int fuzz_reads_init(fuzz_reads *r, const uint8_t *data, size_t size) {
+    if (size < 2)
+        return 0;
+    memset(r, 0, sizeof *r);
+    r->k = (data[0] >> 2) & 7u;
+    if (size < 2 + r->k)
+        return 0;
+    r->lens = data + 2;
+    r->stream = data + 2 + r->k;
+    r->n = size - 2 - r->k;
+    for (size_t i = 0; i < r->k; i++)
+        r->cycle += r->lens[i];
+    return 1;
+}
+
+/* The next read (the caller frees it) and its length in *len; NULL after
+ * the last. An empty stream still gives one empty read. */
+static inline uint8_t *fuzz_reads_next(fuzz_reads *r, size_t *len) {
+    if (r->off == r->n && r->i > 0)
+        return NULL;
+    size_t l = r->cycle ? r->lens[r->i % r->k] : r->n - r->off;
+    if (l > r->n - r->off)
+        l = r->n - r->off;
+    uint8_t *chunk = malloc(l ? l : 1);
+    FUZZ_CHECK(chunk != NULL);
+    memcpy(chunk, r->stream + r->off, l);
+    r->off += l;
+    r->i++;
+    *len = l;
+    return chunk;
+}
 
 /*
  * Decode one UTF-8 sequence at p[0..n) (n > 0) the textbook way: the lead

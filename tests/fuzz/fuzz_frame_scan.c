@@ -80,26 +80,17 @@ static void finish(outcome *o, const tws_scan *s, int status) {
     memcpy(o->ctl, s->ctl, o->ctl_len);
 }
 
-/* Feed `stream` in reads whose lengths cycle through lens[0..k); stop at
- * the first status other than MORE, as the transport does. pass_bits: bit
- * (i % 8) is `pass` for read i; -1 means always. */
-static void scan_split(const uint8_t *stream, size_t n, uint64_t max_message, const uint8_t *lens,
-                       size_t k, int pass_bits, outcome *o) {
+/* Feed the stream in rd's reads (rd is a copy: every call starts from the
+ * beginning); stop at the first status other than MORE, as the transport
+ * does. pass_bits: bit (i % 8) is `pass` for read i; -1 means always. */
+static void scan_split(fuzz_reads rd, uint64_t max_message, int pass_bits, outcome *o) {
     tws_scan s;
     memset(&s, 0, sizeof s);
     s.max_message = max_message;
-    size_t off = 0, cycle = 0;
-    for (size_t i = 0; i < k; i++)
-        cycle += lens[i];
     int status = TWS_SCAN_MORE;
-    for (size_t i = 0; off < n || i == 0; i++) {
-        size_t len = cycle ? lens[i % k] : n - off;
-        if (len > n - off)
-            len = n - off;
-        /* Each read in a buffer of its own size: ASan sees any overread. */
-        uint8_t *chunk = malloc(len ? len : 1);
-        FUZZ_CHECK(chunk != NULL);
-        memcpy(chunk, stream + off, len);
+    uint8_t *chunk;
+    size_t len;
+    for (size_t i = 0; (chunk = fuzz_reads_next(&rd, &len)); i++) {
         int pass = pass_bits < 0 ? 1 : (pass_bits >> (i % 8)) & 1;
         tws_scan_result r;
         scan_call(&s, chunk, len, pass, &r);
@@ -109,7 +100,6 @@ static void scan_split(const uint8_t *stream, size_t n, uint64_t max_message, co
         }
         free(chunk);
         o->consumed += r.consumed;
-        off += len;
         status = r.status;
         if (status != TWS_SCAN_MORE)
             break;
@@ -118,17 +108,14 @@ static void scan_split(const uint8_t *stream, size_t n, uint64_t max_message, co
 }
 
 static void check_scanner(const uint8_t *data, size_t size) {
-    if (size < 2)
+    fuzz_reads rd;
+    if (!fuzz_reads_init(&rd, data, size))
         return;
     static const uint64_t limits[4] = {0, 1, 126, 65536};
     uint64_t max_message = limits[data[0] & 3u];
-    size_t k = (data[0] >> 2) & 7u;
     int pass_bits = data[1];
-    if (size < 2 + k)
-        return;
-    const uint8_t *lens = data + 2;
-    const uint8_t *stream = data + 2 + k;
-    size_t n = size - 2 - k;
+    const uint8_t *stream = rd.stream;
+    size_t n = rd.n;
 
     /* Whole: one read, pass set. */
     outcome whole = {0};
@@ -149,10 +136,10 @@ static void check_scanner(const uint8_t *data, size_t size) {
     outcome split = {0};
     split.passed = malloc(n + 1);
     FUZZ_CHECK(split.passed != NULL);
-    scan_split(stream, n, max_message, lens, k, -1, &split);
+    scan_split(rd, max_message, -1, &split);
 
     outcome mixed = {0};
-    scan_split(stream, n, max_message, lens, k, pass_bits, &mixed);
+    scan_split(rd, max_message, pass_bits, &mixed);
 
     const outcome *runs[2] = {&split, &mixed};
     for (int i = 0; i < 2; i++) {

@@ -114,19 +114,11 @@ static void probe(feeder *f, wslay_event_context_ptr ws) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (size < 2)
+    fuzz_reads rd;
+    if (!fuzz_reads_init(&rd, data, size))
         return 0;
     static const uint64_t limits[4] = {125, 126, 1000, 65536};
     uint64_t max_message = limits[data[0] & 3u];
-    size_t k = (data[0] >> 2) & 7u;
-    if (size < 2 + k)
-        return 0;
-    const uint8_t *lens = data + 2;
-    const uint8_t *stream = data + 2 + k;
-    size_t n = size - 2 - k;
-    size_t cycle = 0;
-    for (size_t i = 0; i < k; i++)
-        cycle += lens[i];
 
     feeder f;
     memset(&f, 0, sizeof f);
@@ -135,15 +127,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     s.max_message = max_message;
     wslay_event_context_ptr ws = NULL;     /* the connection's */
     wslay_event_context_ptr pooled = NULL; /* given back, clean */
-    size_t off = 0;
-    for (size_t i = 0; off < n; i++) {
-        size_t len = cycle ? lens[i % k] : n - off;
-        if (len > n - off)
-            len = n - off;
-        uint8_t *chunk = malloc(len ? len : 1);
-        FUZZ_CHECK(chunk != NULL);
-        memcpy(chunk, stream + off, len);
-        off += len;
+    uint8_t *chunk;
+    size_t len;
+    while ((chunk = fuzz_reads_next(&rd, &len))) {
         tws_scan_result r;
         tws_scan_run(&s, chunk, len, 1, &r);
         int stop = 0;
