@@ -9,6 +9,10 @@
  * absent has ptr == NULL. A field that is present but empty has ptr != NULL
  * and len == 0 (codecs keep that distinction so the core can tell "missing"
  * from "empty").
+ *
+ * ABI 1.1 appended seq, since, epoch and flags (after codec_data). A codec
+ * built for 1.0 neither reads nor writes them; the core gives it a zeroed
+ * struct, so they read as absent.
  */
 #ifndef NEBULA_MSG_H
 #define NEBULA_MSG_H
@@ -49,7 +53,29 @@ typedef struct nb_msg {
     uint32_t n_users;
     uint32_t reserved;
     void *codec_data; /* owned by the codec that decoded this message */
+
+    /* ---- ABI 1.1 ---- */
+    /* The room's order (docs/PROTOCOL.md, "Order and seq"). On message and
+     * history: the message's position in its room, 1, 2, 3, ... strictly
+     * increasing. On join, leave and presence: the room's position at that
+     * event, i.e. the seq of the last message before it. 0 = absent. */
+    uint64_t seq;
+    /* On a client's join: the last seq it saw in that room; it gets the
+     * messages after it. Meaningful only with NB_MSG_F_SINCE in flags
+     * (since = 0 asks for everything the server still has). */
+    uint64_t since;
+    /* The room's history epoch: seq values compare only within one epoch
+     * (a store or broker that lost its data starts a new one). Sent on the
+     * joiner's own join event; a client may send it back with since. */
+    nb_str epoch;
+    uint32_t flags; /* NB_MSG_F_* */
+    uint32_t reserved2;
 } nb_msg;
+
+/* nb_msg.flags (ABI 1.1). Wire names in comments. */
+#define NB_MSG_F_SINCE 0x1u      /* `since` is present */
+#define NB_MSG_F_INCOMPLETE 0x2u /* "incomplete": true — on the joiner's own join event:
+                                    messages after `since` were no longer all available */
 
 /* The wire names, indexed by NB_MSG_*; NULL for NB_MSG_NONE. */
 #define NB_MSG_TYPE_NAMES                                                                          \
