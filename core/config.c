@@ -79,6 +79,8 @@ struct nb_config {
     char **errors;
     size_t nerrors, caperrors;
     bool oom; /* an allocation failed: some error may be missing */
+    char **kept; /* strings that live as long as the config (config_keep) */
+    size_t nkept, capkept;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -881,9 +883,26 @@ nb_config *config_load_string(const char *name, const char *text, char *err, siz
     return parse(name, text, strlen(text), err, errlen);
 }
 
+const char *config_keep(nb_config *cfg, const char *text) {
+    char **k = reserve(cfg->kept, &cfg->capkept, cfg->nkept, sizeof *k);
+    if (!k)
+        return NULL;
+    cfg->kept = k;
+    size_t n = strlen(text) + 1;
+    char *copy = malloc(n);
+    if (!copy)
+        return NULL;
+    memcpy(copy, text, n);
+    cfg->kept[cfg->nkept++] = copy;
+    return copy;
+}
+
 void config_free(nb_config *cfg) {
     if (!cfg)
         return;
+    for (size_t i = 0; i < cfg->nkept; i++)
+        free(cfg->kept[i]);
+    free(cfg->kept);
     for (size_t i = 0; i < cfg->nentries; i++) {
         free(cfg->entries[i].key);
         value_free(&cfg->entries[i].v);

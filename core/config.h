@@ -55,6 +55,9 @@ int config_get_bool(nb_config *cfg, const char *section, const char *key, int de
 int config_get_string_array(nb_config *cfg, const char *section, const char *key,
                             const char *const **out, size_t *n);
 
+/* A copy of text that lives as long as cfg; NULL when out of memory. */
+const char *config_keep(nb_config *cfg, const char *text);
+
 /* 1 if the file has this [section]; marks the section as known. */
 int config_has_section(nb_config *cfg, const char *section);
 

@@ -5,15 +5,19 @@
  */
 #include "host.h"
 
+#include "brokerhost.h"
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "pipeline.h"
 #include "server.h"
 #include "session.h"
+#include "settings.h"
 #include "worker.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 
@@ -61,8 +65,44 @@ static void host_config_error(struct nb_plugin_ctx *ctx, const char *key, const 
     config_error(ctx->server->cfg, ctx_name(ctx), key, "%s", why);
 }
 
+static int32_t host_config_strings(struct nb_plugin_ctx *ctx, const char *key,
+                                   const char *const **out, uint32_t *n) {
+    size_t count = 0;
+    *out = NULL;
+    int rc = config_get_string_array(ctx->server->cfg, ctx_name(ctx), key, out, &count);
+    *n = (uint32_t)count;
+    if (rc != 1) {
+        *out = NULL;
+        *n = 0;
+    }
+    return rc < 0 ? NB_ERR_CONFIG : NB_OK;
+}
+
+static int32_t host_config_path(struct nb_plugin_ctx *ctx, const char *key, const char *def,
+                                const char **out) {
+    const char *raw = def;
+    if (config_get_string(ctx->server->cfg, ctx_name(ctx), key, def, &raw) < 0)
+        return NB_ERR_CONFIG;
+    *out = raw;
+    if (!raw || !raw[0])
+        return NB_OK;
+    char path[PATH_MAX];
+    settings_resolve(ctx->server->cfg, raw, path, sizeof path);
+    if (!path[0]) {
+        config_error(ctx->server->cfg, ctx_name(ctx), key, "the path is too long");
+        return NB_ERR_CONFIG;
+    }
+    const char *kept = config_keep(ctx->server->cfg, path);
+    if (!kept)
+        return NB_ERR_NOMEM;
+    *out = kept;
+    return NB_OK;
+}
+
 static void *host_loop(struct nb_plugin_ctx *ctx) {
-    return ctx->worker ? ctx->worker->loop : ctx->server->main_loop;
+    if (ctx->worker)
+        return ctx->worker->loop;
+    return ctx->loop ? ctx->loop : ctx->server->main_loop;
 }
 
 static const nb_server_info *host_server_info(struct nb_plugin_ctx *ctx) {
@@ -88,8 +128,17 @@ static int32_t host_http_request(struct nb_plugin_ctx *ctx, const nb_http_reques
 }
 
 static void host_broker_deliver(struct nb_plugin_ctx *ctx, const nb_msg *msg) {
-    (void)ctx;
-    (void)msg; /* no broker runs in this version */
+    pipeline_remote(ctx->server, msg);
+}
+
+static void host_broker_status(struct nb_plugin_ctx *ctx, uint32_t up, const char *why) {
+    if (ctx->server->broker)
+        brokerhost_status(ctx->server->broker, up, why);
+}
+
+static void host_broker_node(struct nb_plugin_ctx *ctx, const char *node_id, uint32_t alive) {
+    if (ctx->server->broker)
+        brokerhost_node(ctx->server->broker, node_id, alive);
 }
 
 static const nb_host table = {
@@ -118,6 +167,11 @@ static const nb_host table = {
     .conn_closed = session_closed,
     .http_request = host_http_request,
     .broker_deliver = host_broker_deliver,
+    .config_strings = host_config_strings,
+    .config_path = host_config_path,
+    .metric_set = metrics_set,
+    .broker_status = host_broker_status,
+    .broker_node = host_broker_node,
 };
 
 const nb_host *host_table(void) {

@@ -154,6 +154,17 @@ void hub_remove_locked(nb_hub *hub, nb_room *room) {
     room_unref(room);
 }
 
+void hub_foreach_room(nb_hub *hub, void (*fn)(nb_room *room, void *user), void *user) {
+    for (uint32_t s = 0; s < hub->n_shards; s++) {
+        nb_shard *sh = &hub->shards[s];
+        pthread_mutex_lock(&sh->lock);
+        for (uint32_t b = 0; b < sh->n_buckets; b++)
+            for (nb_room *r = sh->buckets[b]; r; r = r->next)
+                fn(r, user);
+        pthread_mutex_unlock(&sh->lock);
+    }
+}
+
 uint32_t hub_room_count(const nb_hub *hub) {
     return atomic_load(&hub->n_rooms);
 }

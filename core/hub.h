@@ -33,6 +33,9 @@ nb_room *hub_get_locked(nb_hub *hub, const char *name, uint32_t len, uint32_t ha
  * reference; queued deliveries may still hold theirs). */
 void hub_remove_locked(nb_hub *hub, nb_room *room);
 
+/* Call fn for every room, each under its shard's lock. */
+void hub_foreach_room(nb_hub *hub, void (*fn)(nb_room *room, void *user), void *user);
+
 uint32_t hub_room_count(const nb_hub *hub);
 uint32_t hub_shard_count(const nb_hub *hub);
 /* Rooms in one shard (takes the lock). */

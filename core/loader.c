@@ -98,7 +98,9 @@ static int maybe_elf(const char *path) {
 }
 
 /* The first mandatory entry of a kind's vtable that is NULL, or NULL when
- * every one is there. Optional entries (none yet) may be NULL. */
+ * every one is there. Optional entries (the broker's presence and load)
+ * may be NULL. Store and broker vtables are as ABI 1.1 shaped them: no
+ * plugin of those kinds could be loaded before 1.1. */
 static const char *missing_vtable_entry(uint32_t kind, const void *vt) {
     switch (kind) {
     case NB_KIND_TRANSPORT: {
@@ -120,11 +122,17 @@ static const char *missing_vtable_entry(uint32_t kind, const void *vt) {
     }
     case NB_KIND_STORE: {
         const nb_store_vtable *s = vt;
-        return !s->append ? "append" : !s->flush ? "flush" : !s->load ? "load" : NULL;
+        return !s->start    ? "start"
+               : !s->stop   ? "stop"
+               : !s->append ? "append"
+               : !s->flush  ? "flush"
+               : !s->load   ? "load"
+                            : NULL;
     }
     default: {
         const nb_broker_vtable *b = vt;
         return !b->start         ? "start"
+               : !b->stop        ? "stop"
                : !b->subscribe   ? "subscribe"
                : !b->unsubscribe ? "unsubscribe"
                : !b->publish     ? "publish"
@@ -247,8 +255,9 @@ static int check_desc(const char *path, const nb_plugin_desc *d, uint32_t expect
 
     missing = missing_vtable_entry(expected_kind, &out->vt);
     if (missing) {
-        refuse(err, errlen, path, "%s vtable has no %s, which ABI %u.0 requires",
-               loader_kind_name(expected_kind), missing, NB_ABI_MAJOR);
+        refuse(err, errlen, path, "%s vtable has no %s, which ABI %u.%u requires",
+               loader_kind_name(expected_kind), missing, NB_ABI_MAJOR,
+               expected_kind == NB_KIND_STORE || expected_kind == NB_KIND_BROKER ? 1u : 0u);
         return -1;
     }
     if (expected_kind == NB_KIND_CODEC && out->vt.codec.frame_kind != NB_FRAME_TEXT &&

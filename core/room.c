@@ -1,17 +1,7 @@
 #include "room.h"
 
-#include "session.h"
-
 #include <stdlib.h>
 #include <string.h>
-
-struct nb_hist_entry {
-    int64_t ts;
-    uint32_t sender_len;
-    uint32_t content_len;
-    uint32_t id_len;
-    char data[]; /* sender, content, id, back to back */
-};
 
 nb_room *room_new(const char *name, uint32_t len, uint32_t hash, uint32_t history_cap,
                   uint32_t n_workers) {
@@ -26,6 +16,8 @@ nb_room *room_new(const char *name, uint32_t len, uint32_t hash, uint32_t histor
         free(r);
         return NULL;
     }
+    for (uint32_t w = 0; w < n_workers; w++)
+        atomic_init(&r->local[w].lost, 0);
     memcpy(r->name, name, len);
     r->name[len] = '\0';
     r->name_len = len;
@@ -45,9 +37,13 @@ void room_unref(nb_room *room) {
         return;
     if (room->hist) {
         for (uint32_t i = 0; i < room->hist_len; i++)
-            free(room->hist[(room->hist_start + i) % room->hist_cap]);
+            record_unref(room->hist[(room->hist_start + i) % room->hist_cap]);
         free(room->hist);
     }
+    for (uint32_t i = 0; i < room->n_backlog; i++)
+        record_unref(room->backlog[i].rec);
+    free(room->backlog);
+    history_free(room->loaded);
     for (uint32_t w = 0; w < room->n_workers; w++)
         free(room->local[w].members);
     free(room->local);
@@ -95,52 +91,61 @@ void room_remove_user(nb_room *room, const char *user, uint32_t len, uint32_t wo
     room->worker_members[worker]--;
 }
 
-void room_history_add(nb_room *room, const nb_msg *msg) {
-    if (room->hist_cap == 0)
+void room_history_add(nb_room *room, nb_record *rec) {
+    if (room->hist_cap == 0) {
+        room->hist_floor = rec->seq;
         return;
+    }
     if (!room->hist) {
         /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
         room->hist = calloc(room->hist_cap, sizeof room->hist[0]);
-        if (!room->hist)
+        if (!room->hist) {
+            room->hist_floor = rec->seq; /* best effort: the ring vouches for nothing */
             return;
+        }
     }
-    uint32_t total = msg->sender.len + msg->content.len + msg->id.len;
-    nb_hist_entry *e = malloc(sizeof *e + total);
-    if (!e)
-        return; /* history is best effort; the live broadcast still happens */
-    e->ts = msg->ts;
-    e->sender_len = msg->sender.len;
-    e->content_len = msg->content.len;
-    e->id_len = msg->id.len;
-    char *p = e->data;
-    if (msg->sender.len)
-        memcpy(p, msg->sender.ptr, msg->sender.len);
-    p += msg->sender.len;
-    if (msg->content.len)
-        memcpy(p, msg->content.ptr, msg->content.len);
-    p += msg->content.len;
-    if (msg->id.len)
-        memcpy(p, msg->id.ptr, msg->id.len);
+    record_ref(rec);
     if (room->hist_len == room->hist_cap) {
-        free(room->hist[room->hist_start]);
-        room->hist[room->hist_start] = e;
+        nb_record *old = room->hist[room->hist_start];
+        room->hist_floor = old->seq;
+        record_unref(old);
+        room->hist[room->hist_start] = rec;
         room->hist_start = (room->hist_start + 1) % room->hist_cap;
     } else {
-        room->hist[(room->hist_start + room->hist_len) % room->hist_cap] = e;
+        room->hist[(room->hist_start + room->hist_len) % room->hist_cap] = rec;
         room->hist_len++;
     }
 }
 
-void room_history_get(const nb_room *room, uint32_t i, nb_msg *out) {
-    const nb_hist_entry *e = room->hist[(room->hist_start + i) % room->hist_cap];
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    out->type = NB_MSG_HISTORY;
-    out->room = (nb_str){room->name, room->name_len, 0};
-    out->sender = (nb_str){e->data, e->sender_len, 0};
-    out->content = (nb_str){e->data + e->sender_len, e->content_len, 0};
-    out->id = (nb_str){e->data + e->sender_len + e->content_len, e->id_len, 0};
-    out->ts = e->ts;
+nb_history *room_history_snapshot(const nb_room *room, int has_since, uint64_t since) {
+    nb_history *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    memcpy(h->epoch, room->epoch, sizeof h->epoch);
+    uint32_t first = 0;
+    if (has_since) {
+        while (first < room->hist_len &&
+               room->hist[(room->hist_start + first) % room->hist_cap]->seq <= since)
+            first++;
+        h->incomplete = since < room->hist_floor || since > room->last_seq;
+        if (since > room->last_seq)
+            first = 0; /* from another epoch: what we have, marked incomplete */
+    }
+    uint32_t n = room->hist_len - first;
+    if (n) {
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+        h->items = malloc(n * sizeof h->items[0]);
+        if (!h->items) {
+            free(h);
+            return NULL;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            h->items[i] = room->hist[(room->hist_start + first + i) % room->hist_cap];
+            record_ref(h->items[i]);
+        }
+        h->n = n;
+    }
+    return h;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -168,26 +173,41 @@ nb_str *room_user_list(const nb_room *room, uint32_t *n) {
     return users;
 }
 
-int room_local_add(nb_room *room, uint32_t worker, nb_session *s, uint32_t slot) {
+int room_backlog_push(nb_room *room, const nb_pending *p, uint32_t limit) {
+    if (room->n_backlog >= limit)
+        return -1;
+    if (room->n_backlog == room->cap_backlog) {
+        uint32_t cap = room->cap_backlog ? room->cap_backlog * 2 : 8;
+        nb_pending *b = realloc(room->backlog, cap * sizeof *b);
+        if (!b)
+            return -1;
+        room->backlog = b;
+        room->cap_backlog = cap;
+    }
+    room->backlog[room->n_backlog++] = *p;
+    return 0;
+}
+
+int room_local_add(nb_room *room, uint32_t worker, nb_session *s) {
     nb_room_local *l = &room->local[worker];
     if (l->n_members == l->cap_members) {
         uint32_t cap = l->cap_members ? l->cap_members * 2 : 8;
-        nb_member *m = realloc(l->members, cap * sizeof *m);
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+        nb_session **m = realloc(l->members, cap * sizeof *m);
         if (!m)
             return -1;
         l->members = m;
         l->cap_members = cap;
     }
-    l->members[l->n_members] = (nb_member){.session = s, .slot = slot};
-    return (int)l->n_members++;
+    l->members[l->n_members++] = s;
+    return 0;
 }
 
-void room_local_remove(nb_room *room, uint32_t worker, uint32_t idx) {
+void room_local_remove(nb_room *room, uint32_t worker, const nb_session *s) {
     nb_room_local *l = &room->local[worker];
-    uint32_t last = l->n_members - 1;
-    if (idx != last) {
-        l->members[idx] = l->members[last];
-        session_member_moved(l->members[idx].session, l->members[idx].slot, idx);
-    }
-    l->n_members = last;
+    for (uint32_t i = 0; i < l->n_members; i++)
+        if (l->members[i] == s) {
+            l->members[i] = l->members[--l->n_members];
+            return;
+        }
 }

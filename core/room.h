@@ -2,19 +2,24 @@
  * room.h — one chat room.
  *
  * A room has two halves:
- *   - the shared half (users, codec and worker counts, history), read and
- *     written only under its shard's lock (hub.h);
+ *   - the shared half (users, codec and worker counts, the room's order —
+ *     last_seq, last_ts —, the history ring, the loading state and its
+ *     backlog), read and written only under its shard's lock (hub.h);
  *   - one local member list per I/O worker, touched only by that worker's
- *     thread: the sessions of that worker that are in the room, which is
- *     what a fan-out walks.
+ *     thread: the sessions of that worker that receive the room's events,
+ *     which is what a delivery walks. A session becomes a local member at
+ *     its own join event and stops at its own leave event, in the room's
+ *     order (deliver.c), never earlier or later.
  * A room is reference-counted: the shard table holds one reference while
- * the room has users, and every queued delivery holds one, so a worker
- * never sees a room freed under it.
+ * the room has users, and every queued event holds one, so no thread sees
+ * a room freed under it. Rooms does not call into sessions.
  */
 #ifndef NEBULA_CORE_ROOM_H
 #define NEBULA_CORE_ROOM_H
 
+#include "event.h"
 #include "names.h"
+#include "record.h"
 #include "settings.h"
 
 #include <nebula/msg.h>
@@ -23,15 +28,11 @@
 
 typedef struct nb_session nb_session;
 
-typedef struct nb_member {
-    nb_session *session;
-    uint32_t slot; /* index of this room in session->rooms */
-} nb_member;
-
 typedef struct nb_room_local {
-    nb_member *members;
+    nb_session **members;
     uint32_t n_members;
     uint32_t cap_members;
+    atomic_uint lost; /* an event for this worker was refused (mailbox full) */
 } nb_room_local;
 
 typedef struct nb_room_user {
@@ -39,7 +40,26 @@ typedef struct nb_room_user {
     uint32_t len;
 } nb_room_user;
 
-typedef struct nb_hist_entry nb_hist_entry;
+/* A room event that waits while the room's history loads. */
+#define NB_PEND_MESSAGE 1u /* a client's message (rec, origin who) */
+#define NB_PEND_JOIN 2u    /* who joins (user, since) */
+#define NB_PEND_LEAVE 3u   /* user leaves (who, when it asked) */
+#define NB_PEND_REMOTE 4u  /* a message from the broker (rec, with its seq) */
+
+typedef struct nb_pending {
+    uint32_t kind;
+    uint32_t has_since;
+    nb_record *rec;
+    nb_sref who;
+    uint64_t since;
+    char user[NB_USERNAME_MAX + 1];
+    uint32_t user_len;
+    uint32_t codec;
+    char epoch[64]; /* the joiner's epoch, "" = none given */
+} nb_pending;
+
+#define NB_ROOM_READY 0u
+#define NB_ROOM_LOADING 1u /* history is being loaded; events wait in the backlog */
 
 typedef struct nb_room {
     /* immutable after creation */
@@ -53,11 +73,20 @@ typedef struct nb_room {
     uint32_t n_users;
     uint32_t cap_users;
     uint32_t codec_members[NB_MAX_CODECS];
-    uint32_t *worker_members; /* [n_workers] */
-    nb_hist_entry **hist;     /* ring of hist_cap entries */
+    uint32_t *worker_members; /* [n_workers] users per worker */
+    uint64_t last_seq;        /* the room's order: seq of its last message */
+    int64_t last_ts;          /* ts never goes backwards within a room */
+    nb_record **hist;         /* ring of hist_cap records, oldest at hist_start */
     uint32_t hist_cap;
     uint32_t hist_start;
     uint32_t hist_len;
+    uint64_t hist_floor; /* messages with seq <= floor may exist outside the ring */
+    char epoch[64];
+    uint32_t state; /* NB_ROOM_* */
+    nb_pending *backlog;
+    uint32_t n_backlog;
+    uint32_t cap_backlog;
+    nb_history *loaded;   /* a since-load's result, for the first join of the backlog */
     int presence_pending; /* a batched presence is due (worker.h) */
     struct nb_room *next; /* hash chain in the shard */
     /* local halves: local[w] belongs to worker w's thread */
@@ -76,20 +105,23 @@ int room_add_user(nb_room *room, const char *user, uint32_t len, uint32_t worker
 void room_remove_user(nb_room *room, const char *user, uint32_t len, uint32_t worker,
                       uint32_t codec);
 int room_has_user(const nb_room *room, const char *user, uint32_t len);
-/* Remember a chat message (sender, content, id, ts are copied). */
-void room_history_add(nb_room *room, const nb_msg *msg);
-/* History entry i (0 = oldest) as an NB_MSG_HISTORY message pointing into
- * the entry. */
-void room_history_get(const nb_room *room, uint32_t i, nb_msg *out);
+/* Keep a message in the history ring (takes a reference). */
+void room_history_add(nb_room *room, nb_record *rec);
+/* The ring's messages with seq > since (all when !has_since), oldest
+ * first, as a history for a joiner; NULL when out of memory. incomplete
+ * is set when the ring cannot vouch for everything after since. */
+nb_history *room_history_snapshot(const nb_room *room, int has_since, uint64_t since);
 /* Sorted user list (byte order) for a presence message: a malloc'd array
  * of n strings pointing into the room; NULL when empty or out of memory. */
 nb_str *room_user_list(const nb_room *room, uint32_t *n);
+/* Append to the backlog (copies *p, takes over its rec reference); 0, or
+ * -1 when it holds `limit` events already or memory is out. */
+int room_backlog_push(nb_room *room, const nb_pending *p, uint32_t limit);
 
 /* ---- local half (worker thread) ---- */
 
-/* Add a local member; its index in local[worker].members, or -1. */
-int room_local_add(nb_room *room, uint32_t worker, nb_session *s, uint32_t slot);
-/* Remove local member idx (the last one moves into its place and its
- * session is told through session_member_moved). */
-void room_local_remove(nb_room *room, uint32_t worker, uint32_t idx);
+/* Add s to worker's members; 0 or -1 when out of memory. */
+int room_local_add(nb_room *room, uint32_t worker, nb_session *s);
+/* Remove s from worker's members (if it is one). */
+void room_local_remove(nb_room *room, uint32_t worker, const nb_session *s);
 #endif

@@ -11,6 +11,7 @@
  */
 #include "server.h"
 
+#include "brokerhost.h"
 #include "buf.h"
 #include "clock.h"
 #include "host.h"
@@ -18,7 +19,9 @@
 #include "log.h"
 #include "session.h"
 #include "worker.h"
+#include "writer.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +77,35 @@ static void init_metrics(nb_server *srv) {
     m->idle_timeouts = metrics_register(NB_METRIC_COUNTER, "nebula_idle_timeouts_total",
                                         "connections closed with 4408: no message within "
                                         "idle_timeout_ms");
+    m->mailbox_refused =
+        metrics_register(NB_METRIC_COUNTER, "nebula_mailbox_refused_total",
+                         "events a full mailbox or room backlog refused (each answered: an "
+                         "error to the sender, or its members closed with 4000)");
+}
+
+/* Store and broker metrics exist only with a store or a broker. */
+static void init_plugin_metrics(nb_server *srv) {
+    nb_server_metrics *m = &srv->m;
+    if (srv->writer) {
+        m->store_up = metrics_register(NB_METRIC_GAUGE, "nebula_store_up",
+                                       "1 while the store's flushes succeed");
+        m->store_appends = metrics_register(NB_METRIC_COUNTER, "nebula_store_appends_total",
+                                            "messages handed to the store");
+        m->store_flushes = metrics_register(NB_METRIC_COUNTER, "nebula_store_flushes_total",
+                                            "batches flushed (group commits)");
+        m->store_failures = metrics_register(NB_METRIC_COUNTER, "nebula_store_failures_total",
+                                             "failed store appends, flushes and loads");
+    }
+    if (srv->broker) {
+        m->broker_up = metrics_register(NB_METRIC_GAUGE, "nebula_broker_up",
+                                        "1 while the broker reaches its bus");
+        m->broker_publishes = metrics_register(NB_METRIC_COUNTER, "nebula_broker_publishes_total",
+                                               "messages the broker published");
+        m->broker_failures = metrics_register(NB_METRIC_COUNTER, "nebula_broker_failures_total",
+                                              "publishes the broker could not make");
+        m->cluster_nodes = metrics_register(NB_METRIC_GAUGE, "nebula_cluster_nodes",
+                                            "other nodes the broker reports alive");
+    }
 }
 
 int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
@@ -112,14 +144,15 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
         };
     }
 
-    if (strcmp(st->store, "none") != 0)
-        config_error(cfg, "plugins", "store",
-                     "\"%s\": this version of nebula runs no store plugin yet; set \"none\"",
-                     st->store);
-    if (strcmp(st->broker, "none") != 0)
-        config_error(cfg, "plugins", "broker",
-                     "\"%s\": this version of nebula runs no broker plugin yet; set \"none\"",
-                     st->broker);
+    if (strcmp(st->store, "none") != 0) {
+        srv->plugin_failures += !(srv->writer = writer_new(srv, st->store));
+        failed |= !srv->writer;
+    }
+    if (strcmp(st->broker, "none") != 0) {
+        srv->plugin_failures += !(srv->broker = brokerhost_new(srv, st->broker));
+        failed |= !srv->broker;
+    }
+    init_plugin_metrics(srv);
 
     for (uint32_t i = 0; i < st->n_codecs; i++) {
         for (uint32_t j = 0; j < i; j++)
@@ -164,6 +197,7 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
         failed = 1;
     }
     srv->id_epoch = (uint64_t)clock_now_ms();
+    snprintf(srv->epoch, sizeof srv->epoch, "%" PRIx64, srv->id_epoch);
     return failed ? -1 : 0;
 }
 
@@ -219,11 +253,24 @@ static void on_signal(struct ev_loop *loop, ev_signal *sig, int revents) {
 }
 
 int server_run(nb_server *srv) {
+    /* The store opens its data before anyone can send; its policy decides
+     * whether deliveries wait for the disk. */
+    if (srv->writer) {
+        if (writer_start(srv->writer) != 0)
+            return 1;
+        srv->durable = (writer_flags(srv->writer) & NB_STORE_F_ACK_AFTER_FLUSH) != 0;
+    }
+    if (srv->broker && brokerhost_start(srv->broker) != 0) {
+        writer_stop(srv->writer);
+        return 1;
+    }
     /* Listen before any thread runs, so a taken port fails the start. */
     for (uint32_t i = 0; i < srv->n_workers; i++) {
         nb_worker *w = &srv->workers[i];
         if (srv->tvt->start(w->transport_ctx.instance) != NB_OK) {
             log_error("the transport could not start; see the message above");
+            brokerhost_stop(srv->broker);
+            writer_stop(srv->writer);
             return 1;
         }
     }
@@ -252,8 +299,13 @@ int server_run(nb_server *srv) {
                      srv->codecs[i].vt->subprotocol, i == 0 ? ", the default" : "");
         ev_run(loop, 0);
     }
+    /* The broker leaves the cluster while the main loop can still run its
+     * last callbacks; then the workers stop; then the writer flushes what
+     * they handed it and stops the store. */
+    brokerhost_stop(srv->broker);
     for (uint32_t i = 0; i < srv->n_workers; i++)
         worker_stop_and_join(&srv->workers[i]);
+    writer_stop(srv->writer);
     ev_async_stop(loop, &srv->main_wake);
     ev_signal_stop(loop, &srv->sigterm);
     ev_signal_stop(loop, &srv->sigint);
@@ -273,6 +325,8 @@ void server_free(nb_server *srv) {
         while (w->sessions)
             session_free(w->sessions);
     }
+    writer_free(srv->writer);
+    brokerhost_free(srv->broker);
     for (uint32_t i = 0; srv->workers && i < srv->n_workers; i++)
         worker_free(&srv->workers[i]);
     free(srv->workers);
@@ -295,9 +349,26 @@ int32_t server_http_request(nb_server *srv, const nb_http_request *req, nb_http_
         resp->status = 200;
         text = "ok\n";
     } else if (strcmp(req->path, "/readyz") == 0) {
+        /* 503 only while shutting down: a node whose store or broker is
+         * down still serves its local members, and says so here. */
         int draining = atomic_load(&srv->draining);
         resp->status = draining ? 503 : 200;
-        text = draining ? "shutting down\n" : "ready\n";
+        char line[160];
+        snprintf(line, sizeof line, "%s\n%s%s%s", draining ? "shutting down" : "ready",
+                 !srv->writer                       ? ""
+                 : atomic_load(&srv->store_up)      ? "store: up\n"
+                                                    : "store: down\n",
+                 !srv->broker                       ? ""
+                 : brokerhost_up(srv->broker)       ? "broker: up\n"
+                                                    : "broker: down\n",
+                 "");
+        body = buf_new(0, (uint32_t)strlen(line));
+        if (!body)
+            return NB_ERR_NOMEM;
+        buf_append(&body, line, (uint32_t)strlen(line));
+        resp->content_type = "text/plain; charset=utf-8";
+        resp->body = body;
+        return NB_OK;
     } else if (strcmp(req->path, "/metrics") == 0) {
         resp->status = 200;
         body = metrics_render();

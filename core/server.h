@@ -24,6 +24,8 @@ typedef struct nb_server nb_server;
 typedef struct nb_worker nb_worker;
 typedef struct nb_hub nb_hub;
 typedef struct nb_session nb_session;
+typedef struct nb_writer nb_writer;
+typedef struct nb_brokerhost nb_brokerhost;
 
 /* The host's handle for one plugin instance (opaque to plugins). */
 struct nb_plugin_ctx {
@@ -31,6 +33,7 @@ struct nb_plugin_ctx {
     nb_worker *worker; /* the I/O worker of a transport instance, else NULL */
     const nb_loaded_plugin *plugin;
     void *instance;
+    struct ev_loop *loop; /* the instance's loop when not a worker's (the writer's) */
 };
 
 typedef struct nb_codec_slot {
@@ -50,6 +53,15 @@ typedef struct nb_server_metrics {
     nb_metric *slow_consumers;
     nb_metric *connections_total;
     nb_metric *idle_timeouts;
+    nb_metric *mailbox_refused;
+    nb_metric *store_up;
+    nb_metric *store_appends;
+    nb_metric *store_flushes;
+    nb_metric *store_failures;
+    nb_metric *broker_up;
+    nb_metric *broker_publishes;
+    nb_metric *broker_failures;
+    nb_metric *cluster_nodes;
 } nb_server_metrics;
 
 struct nb_server {
@@ -62,7 +74,12 @@ struct nb_server {
     nb_worker *workers; /* [n_workers] I/O workers */
     uint32_t n_workers;
     nb_hub *hub;
-    struct ev_loop *main_loop; /* signals, shutdown timer */
+    nb_writer *writer;     /* the store's thread, or NULL without a store */
+    nb_brokerhost *broker; /* the broker on the main loop, or NULL */
+    int durable;           /* the store's echo waits for the disk */
+    atomic_int store_up;
+    char epoch[64]; /* rooms' history epoch without a store: this process */
+    struct ev_loop *main_loop; /* signals, shutdown timer, broker */
     atomic_int draining;
     atomic_uint drained_workers; /* workers whose sessions are all closed */
     uint64_t id_epoch;

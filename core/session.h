@@ -2,11 +2,16 @@
  * session.h — one client connection as the core sees it: who it is, which
  * codec it speaks, which rooms it is in, its rate-limit and error budget.
  * The transport drives it through the host table (transport.h describes
- * the order of calls); the protocol rules live in session.c.
+ * the order of calls). The concerns live in their own files:
+ *   session.c        connection life: open, established, send, close
+ *   session_input.c  one incoming frame: checks, decoding, dispatch
+ *   membership.c     joining and leaving rooms
+ *   abuse.c          rate limit, error budget, idle limit
  */
 #ifndef NEBULA_CORE_SESSION_H
 #define NEBULA_CORE_SESSION_H
 
+#include "event.h"
 #include "names.h"
 #include "room.h"
 #include "server.h"
@@ -18,10 +23,25 @@
 #define NB_SESSION_OPEN 1u
 #define NB_SESSION_CLOSING 2u /* the core asked the transport to close */
 
+/* A room of the session (membership.c). */
+#define NB_SLOT_JOINING 0u /* join sequenced, not yet delivered here */
+#define NB_SLOT_ACTIVE 1u  /* a member */
+#define NB_SLOT_LEAVING 2u /* leave sequenced; a member until it is delivered */
+
 typedef struct nb_session_room {
-    nb_room *room;
-    uint32_t member_idx; /* index in room->members */
+    nb_room *room; /* one reference */
+    uint16_t state;
+    uint16_t has_member; /* in room->local[worker] */
 } nb_session_room;
+
+/* What the connect URL asked to join, kept until the opening's join. */
+typedef struct nb_first_join {
+    uint64_t since;
+    uint32_t has_since;
+    uint32_t len;
+    char epoch[64];
+    char room[NB_ROOM_MAX + 1];
+} nb_first_join;
 
 /* Every connection has one, idle ones too: keep it small (S1 in
  * docs/PERFORMANCE.md). What only the opening needs is on the heap. */
@@ -30,10 +50,10 @@ struct nb_session {
     struct nb_conn *conn;
     uint32_t codec; /* index into server->codecs */
     uint32_t state;
+    nb_sref ref; /* how other threads name this session */
     char user[NB_USERNAME_MAX + 1];
     uint32_t user_len;
-    char *first_room; /* the connect URL's room, until the joining; or NULL */
-    uint32_t first_room_len;
+    nb_first_join *first;      /* the connect URL's room, until the joining; or NULL */
     const char *refuse_code;   /* set when the connect URL was bad... */
     const char *refuse_reason; /* ...and why; both static strings */
     nb_session_room *rooms;
@@ -57,8 +77,11 @@ void session_established(struct nb_session *s);
 void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data, uint32_t len);
 void session_closed(struct nb_session *s, uint32_t code);
 
-/* A room moved this session's member entry to index idx. */
-void session_member_moved(nb_session *s, uint32_t slot, uint32_t idx);
+/* Queue a framed buffer (takes its own reference) and apply the
+ * slow-consumer rule. */
+void session_send(nb_session *s, nb_buf *frame);
+/* Encode msg in the session's codec and send it. */
+void session_send_msg(nb_session *s, const nb_msg *msg);
 
 /* Ask the transport to close (state CLOSING); conn_closed follows. */
 void session_close(nb_session *s, uint32_t code, const char *reason);
@@ -67,13 +90,12 @@ void session_close(nb_session *s, uint32_t code, const char *reason);
  * gone). */
 void session_free(nb_session *s);
 
-/* Token bucket: 1 if a message may pass at now_ms (clock_mono_ms), and
- * takes a token. rate is messages per second (0 = unlimited), burst the
- * bucket size. */
-int session_take_token(nb_session *s, uint32_t rate, uint32_t burst, int64_t now_ms);
+/* Is one of the session's rooms marked lost for its worker (worker.c)? */
+int session_in_lost_room(const nb_session *s);
+void session_clear_lost(nb_session *s);
 
 /* Close w's sessions idle for [limits] idle_timeout_ms (which is not 0) as
  * of now (clock_mono_ms). Returns the milliseconds until the next one
- * could be due. On w's thread. */
+ * could be due. On w's thread. (abuse.c) */
 int64_t session_close_idle(nb_worker *w, int64_t now_ms);
 #endif

@@ -52,6 +52,8 @@ static int is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static void config_dir(nb_config *cfg, char *out, size_t outlen);
+
 /* Relative paths in a config file are relative to the file's folder, so
  * the server behaves the same whatever directory it is started from. */
 static void resolve_path(char *out, size_t outlen, const char *base_dir, const char *path) {
@@ -62,6 +64,12 @@ static void resolve_path(char *out, size_t outlen, const char *base_dir, const c
         n = snprintf(out, outlen, "%s/%s", base_dir, path);
     if (n < 0 || (size_t)n >= outlen)
         out[0] = '\0'; /* too long: treated as absent, and reported as such */
+}
+
+void settings_resolve(nb_config *cfg, const char *path, char *out, size_t outlen) {
+    char base[PATH_MAX];
+    config_dir(cfg, base, sizeof base);
+    resolve_path(out, outlen, base, path);
 }
 
 static void config_dir(nb_config *cfg, char *out, size_t outlen) {
@@ -143,6 +151,13 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     s->presence_batch_above = get_u32(cfg, "server", "presence_batch_above", 100, 1, 10000000);
     s->presence_interval_ms = get_u32(cfg, "server", "presence_interval_ms", 200, 1, 60000);
     s->shutdown_timeout_ms = get_u32(cfg, "server", "shutdown_timeout_ms", 5000, 0, 600000);
+    /* The pipeline's queues (docs/CONFIG.md, "Queues"): each has a cap. */
+    s->worker_mailbox_events =
+        get_u32(cfg, "server", "worker_mailbox_events", 65536, 64, 16u << 20);
+    s->writer_mailbox_events =
+        get_u32(cfg, "server", "writer_mailbox_events", 65536, 64, 16u << 20);
+    s->main_mailbox_events = get_u32(cfg, "server", "main_mailbox_events", 65536, 64, 16u << 20);
+    s->room_backlog_events = get_u32(cfg, "server", "room_backlog_events", 1024, 1, 1u << 20);
 
     /* [plugins] */
     const char *dir = NULL;
@@ -182,6 +197,7 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     s->burst = get_u32(cfg, "limits", "burst", 40, 1, 1000000);
     s->rooms_per_connection = get_u32(cfg, "limits", "rooms_per_connection", 32, 1, 4096);
     s->max_errors = get_u32(cfg, "limits", "max_errors", 20, 1, 1000000);
+    s->replay_messages = get_u32(cfg, "limits", "replay_messages", 1000, 1, 1000000);
     int64_t q = 4 << 20;
     config_get_int(cfg, "limits", "max_queued_bytes", q, 4096, INT64_C(1) << 40, &q);
     s->max_queued_bytes = (uint64_t)q;

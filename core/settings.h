@@ -26,6 +26,10 @@ typedef struct nb_settings {
     uint32_t presence_batch_above; /* rooms larger than this batch presence */
     uint32_t presence_interval_ms;
     uint32_t shutdown_timeout_ms;
+    uint32_t worker_mailbox_events; /* cap of each I/O worker's mailbox */
+    uint32_t writer_mailbox_events; /* cap of the store writer's mailbox */
+    uint32_t main_mailbox_events;   /* cap of the main loop's (broker) mailbox */
+    uint32_t room_backlog_events;   /* cap of a room's backlog while its history loads */
     /* [plugins] */
     char plugin_dir[4096];
     const char *transport;
@@ -39,6 +43,7 @@ typedef struct nb_settings {
     uint32_t burst;
     uint32_t rooms_per_connection;
     uint32_t max_errors;
+    uint32_t replay_messages; /* most messages a join with `since` replays */
     uint64_t max_queued_bytes;
     uint32_t idle_timeout_ms; /* 0 = off */
 } nb_settings;
@@ -51,6 +56,10 @@ typedef struct nb_settings {
  */
 void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
                    const char *exe_dir);
+
+/* A path from the config, resolved against the config file's folder when
+ * relative (built-in defaults: the working directory). */
+void settings_resolve(nb_config *cfg, const char *path, char *out, size_t outlen);
 
 /* Split "HOST:PORT", "[v6]:PORT" or ":PORT". 0 on success, -1 if malformed. */
 int settings_parse_listen(const char *text, char *host, size_t hostlen, uint32_t *port);

@@ -2,15 +2,15 @@
 
 #include "buf.h"
 #include "clock.h"
-#include "fanout.h"
+#include "closecodes.h"
+#include "deliver.h"
 #include "hub.h"
 #include "log.h"
+#include "pipeline.h"
 #include "session.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static void drain(nb_worker *w);
 
 static void begin_closing(nb_worker *w) {
     if (w->closing)
@@ -20,7 +20,7 @@ static void begin_closing(nb_worker *w) {
     ev_timer_stop(w->loop, &w->idle_timer); /* every session closes with 1001 now */
     srv->tvt->stop_accepting(w->transport_ctx.instance);
     for (nb_session *s = w->sessions; s; s = s->next)
-        session_close(s, 1001, "server shutting down");
+        session_close(s, NB_CLOSE_GOING_AWAY, "server shutting down");
     if (w->n_sessions == 0)
         server_worker_drained(srv);
 }
@@ -32,7 +32,7 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents) {
         ev_break(loop, EVBREAK_ALL);
         return;
     }
-    drain(w);
+    worker_drain(w);
     if (atomic_load(&w->shutdown_requested))
         begin_closing(w);
 }
@@ -44,18 +44,22 @@ static void on_presence_timer(struct ev_loop *loop, ev_timer *t, int revents) {
     (void)revents;
     nb_worker *w = t->data;
     nb_hub *hub = w->server->hub;
+    nb_poster p;
+    poster_init(&p, w->server, w);
     uint32_t n = w->n_presence_due;
     w->n_presence_due = 0;
     for (uint32_t i = 0; i < n; i++) {
         nb_room *room = w->presence_due[i];
         hub_lock(hub, room->hash);
         room->presence_pending = 0;
-        if (room->n_users && !atomic_load(&w->server->draining))
-            fanout_presence_locked(w, room);
+        if (room->n_users && !atomic_load(&w->server->draining)) {
+            p.presence_now = 1; /* this is the batch: send it whatever the size */
+            pipeline_presence_locked(&p, room);
+        }
         hub_unlock(hub, room->hash);
         room_unref(room);
     }
-    worker_flush(w);
+    poster_flush(&p);
 }
 
 /* Close the sessions idle too long (session.c), then sleep until the one
@@ -68,22 +72,16 @@ static void on_idle_timer(struct ev_loop *loop, ev_timer *t, int revents) {
     ev_timer_start(loop, t);
 }
 
-void worker_presence_locked(nb_worker *w, nb_room *room) {
+void worker_presence_later_locked(nb_worker *w, nb_room *room) {
     const nb_settings *st = &w->server->settings;
-    if (room->n_users <= st->presence_batch_above) {
-        fanout_presence_locked(w, room);
-        return;
-    }
     if (room->presence_pending)
         return; /* a worker will send it, with this change included */
     if (w->n_presence_due == w->cap_presence_due) {
         uint32_t cap = w->cap_presence_due ? w->cap_presence_due * 2 : 16;
         /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
         nb_room **due = realloc(w->presence_due, cap * sizeof *due);
-        if (!due) {
-            fanout_presence_locked(w, room); /* no memory to batch: send now */
-            return;
-        }
+        if (!due)
+            return; /* no memory to batch: the next change sends it */
         w->presence_due = due;
         w->cap_presence_due = cap;
     }
@@ -103,12 +101,11 @@ int worker_init(nb_worker *w, nb_server *srv, uint32_t index) {
     w->loop = ev_loop_new(EVFLAG_AUTO);
     if (!w->loop)
         return -1;
-    pthread_mutex_init(&w->inbox.lock, NULL);
     atomic_init(&w->shutdown_requested, 0);
     atomic_init(&w->stop_requested, 0);
-    ev_async_init(&w->wake, on_wake);
-    w->wake.data = w;
-    ev_async_start(w->loop, &w->wake);
+    atomic_init(&w->lost_events, 0);
+    mailbox_init(&w->mailbox, w->loop, srv->settings.worker_mailbox_events, on_wake, w);
+    mailbox_start(&w->mailbox);
     ev_timer_init(&w->presence_timer, on_presence_timer, 0, 0);
     w->presence_timer.data = w;
     ev_timer_init(&w->idle_timer, on_idle_timer, 0, 0);
@@ -138,109 +135,111 @@ void worker_stop_and_join(nb_worker *w) {
     if (!w->thread_started)
         return;
     atomic_store(&w->stop_requested, 1);
-    ev_async_send(w->loop, &w->wake);
+    mailbox_wake(&w->mailbox);
     pthread_join(w->thread, NULL);
     w->thread_started = 0;
 }
 
 void worker_request_shutdown(nb_worker *w) {
     atomic_store(&w->shutdown_requested, 1);
-    ev_async_send(w->loop, &w->wake);
-}
-
-static void release(nb_delivery *d) {
-    for (uint32_t c = 0; c < NB_MAX_CODECS; c++)
-        buf_unref(d->frames[c]);
-    room_unref(d->room);
+    mailbox_wake(&w->mailbox);
 }
 
 void worker_free(nb_worker *w) {
     if (!w->loop)
         return;
-    for (uint32_t i = 0; i < w->inbox.count; i++)
-        release(&w->inbox.items[(w->inbox.head + i) % w->inbox.cap]);
-    free(w->inbox.items);
-    free(w->scratch);
+    mailbox_free(&w->mailbox);
     for (uint32_t i = 0; i < w->n_presence_due; i++)
         room_unref(w->presence_due[i]);
     free(w->presence_due);
+    free(w->table);
     ev_timer_stop(w->loop, &w->presence_timer);
     ev_timer_stop(w->loop, &w->idle_timer);
-    pthread_mutex_destroy(&w->inbox.lock);
-    ev_async_stop(w->loop, &w->wake);
     ev_loop_destroy(w->loop);
     w->loop = NULL;
 }
 
-/* Grow a ring to hold one more item, keeping its order. */
-static int inbox_grow(nb_inbox *in) {
-    uint32_t cap = in->cap ? in->cap * 2 : 64;
-    nb_delivery *items = malloc(cap * sizeof *items);
-    if (!items)
-        return -1;
-    for (uint32_t i = 0; in->cap && i < in->count; i++)
-        items[i] = in->items[(in->head + i) % in->cap];
-    free(in->items);
-    in->items = items;
-    in->cap = cap;
-    in->head = 0;
+/* ---- the session table ---------------------------------------------- */
+
+int worker_session_register(nb_worker *w, nb_session *s, nb_sref *out) {
+    if (!w->free_head) {
+        uint32_t cap = w->table_cap ? w->table_cap * 2 : 64;
+        nb_session_entry *t = realloc(w->table, cap * sizeof *t);
+        if (!t)
+            return -1;
+        for (uint32_t i = w->table_cap; i < cap; i++)
+            t[i] = (nb_session_entry){NULL, 0, i + 1 < cap ? i + 2 : 0};
+        w->table = t;
+        w->free_head = w->table_cap + 1;
+        w->table_cap = cap;
+    }
+    uint32_t slot = w->free_head - 1;
+    nb_session_entry *e = &w->table[slot];
+    w->free_head = e->next_free;
+    if (++w->next_gen == 0)
+        w->next_gen = 1; /* 0 means "no session" */
+    e->session = s;
+    e->gen = w->next_gen;
+    *out = (nb_sref){w->index, slot, e->gen};
     return 0;
 }
 
-void worker_post(nb_worker *from, nb_worker *to, nb_room *room, nb_buf *const *frames) {
-    nb_delivery d = {.room = room};
-    for (uint32_t c = 0; c < NB_MAX_CODECS; c++) {
-        d.frames[c] = frames[c];
-        if (frames[c])
-            buf_ref(frames[c]);
-    }
-    room_ref(room);
-    pthread_mutex_lock(&to->inbox.lock);
-    if (to->inbox.count == to->inbox.cap && inbox_grow(&to->inbox) < 0) {
-        pthread_mutex_unlock(&to->inbox.lock);
-        log_error("out of memory queueing a delivery for worker %u", to->index);
-        release(&d);
+void worker_session_unregister(nb_worker *w, const nb_sref *ref) {
+    if (!ref->gen || ref->slot >= w->table_cap || w->table[ref->slot].gen != ref->gen)
         return;
-    }
-    to->inbox.items[(to->inbox.head + to->inbox.count++) % to->inbox.cap] = d;
-    pthread_mutex_unlock(&to->inbox.lock);
-    if (to != from)
-        from->wake_mask |= UINT64_C(1) << to->index;
+    nb_session_entry *e = &w->table[ref->slot];
+    e->session = NULL;
+    e->gen = 0;
+    e->next_free = w->free_head;
+    w->free_head = ref->slot + 1;
 }
 
-/* Deliver everything in the inbox to this worker's members of each room. */
-static void drain(nb_worker *w) {
-    pthread_mutex_lock(&w->inbox.lock);
-    uint32_t n = w->inbox.count;
-    if (n > w->scratch_cap) {
-        nb_delivery *s = realloc(w->scratch, n * sizeof *s);
-        if (!s) {
-            n = w->scratch_cap; /* deliver what fits now; the rest next time */
-        } else {
-            w->scratch = s;
-            w->scratch_cap = n;
+nb_session *worker_session_find(nb_worker *w, nb_sref ref) {
+    if (!ref.gen || ref.worker != w->index || ref.slot >= w->table_cap ||
+        w->table[ref.slot].gen != ref.gen)
+        return NULL;
+    return w->table[ref.slot].session;
+}
+
+/* ---- the mailbox ------------------------------------------------------- */
+
+/*
+ * A poster could not queue an event for this worker (its mailbox was full)
+ * and marked the room lost here (pipeline.c). Its members on this worker
+ * would have a hole in the room's order, so they are closed with 4000
+ * ("reconnect"); a client that reconnects with `since` gets what it
+ * missed. Rare by design: only a worker far behind fills its mailbox.
+ */
+static void close_lost_members(nb_worker *w) {
+    uint32_t closed = 0;
+    for (nb_session *s = w->sessions; s; s = s->next)
+        if (session_in_lost_room(s) && s->state == NB_SESSION_OPEN) {
+            session_close(s, NB_CLOSE_SLOW_CONSUMER, "events were lost: reconnect");
+            closed++;
+        }
+    for (nb_session *s = w->sessions; s; s = s->next)
+        session_clear_lost(s);
+    log_warn("I/O thread %u fell behind: room events could not be queued for it (mailbox full); "
+             "%u connection(s) closed with 4000 to reconnect",
+             w->index, closed);
+}
+
+void worker_drain(nb_worker *w) {
+    nb_event batch[64];
+    uint32_t n;
+    while ((n = mailbox_take(&w->mailbox, batch, 64)) > 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            nb_event *ev = &batch[i];
+            if (ev->type == NB_EV_DELIVER)
+                deliver_event(w, ev);
+            else if (ev->type == NB_EV_SESSION_ERROR)
+                deliver_session_error(w, ev);
+            event_release(ev);
         }
     }
-    for (uint32_t i = 0; i < n; i++)
-        w->scratch[i] = w->inbox.items[(w->inbox.head + i) % w->inbox.cap];
-    if (n) {
-        w->inbox.head = (w->inbox.head + n) % w->inbox.cap;
-        w->inbox.count -= n;
+    uint32_t lost = atomic_load(&w->lost_events);
+    if (lost != w->lost_seen) {
+        w->lost_seen = lost;
+        close_lost_members(w);
     }
-    pthread_mutex_unlock(&w->inbox.lock);
-    for (uint32_t i = 0; i < n; i++) {
-        nb_delivery *d = &w->scratch[i];
-        fanout_local(w, d->room, d->frames);
-        release(d);
-    }
-}
-
-void worker_flush(nb_worker *w) {
-    nb_server *srv = w->server;
-    uint64_t mask = w->wake_mask;
-    w->wake_mask = 0;
-    for (uint32_t i = 0; mask; i++, mask >>= 1)
-        if (mask & 1)
-            ev_async_send(srv->workers[i].loop, &srv->workers[i].wake);
-    drain(w);
 }

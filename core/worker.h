@@ -1,38 +1,29 @@
 /*
  * worker.h — an I/O worker: one thread, one libev loop, one transport
- * instance, the sessions whose connections that instance accepted, and an
- * inbox of deliveries posted by other workers.
+ * instance, the sessions whose connections that instance accepted, and
+ * the worker's mailbox (mailbox.h) of room events posted by any thread.
  *
- * Cross-thread hand-off (docs/ARCHITECTURE.md): a worker that fans a room
- * event out posts one delivery (the room and its framed buffers, each
- * reference-counted) into the inbox of every worker that has members in
- * the room, itself included, while it holds the room's shard lock. So
- * every worker sees a room's events in the same order. The inbox is a
- * mutex-protected ring (TSan sees the hand-off); ev_async wakes the loop.
+ * Sessions are named across threads by an nb_sref (event.h): a slot in
+ * this worker's session table and a generation, so an event about a
+ * session that has gone finds nothing instead of freed memory.
  */
 #ifndef NEBULA_CORE_WORKER_H
 #define NEBULA_CORE_WORKER_H
 
+#include "event.h"
+#include "mailbox.h"
 #include "room.h"
 #include "server.h"
 
 #include <ev.h>
-#include <nebula/buf.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
-typedef struct nb_delivery {
-    nb_room *room;
-    nb_buf *frames[NB_MAX_CODECS]; /* per codec slot; NULL if none in use */
-} nb_delivery;
-
-typedef struct nb_inbox {
-    pthread_mutex_t lock;
-    nb_delivery *items; /* ring */
-    uint32_t cap;
-    uint32_t head;
-    uint32_t count;
-} nb_inbox;
+typedef struct nb_session_entry {
+    nb_session *session; /* NULL when free */
+    uint32_t gen;
+    uint32_t next_free;
+} nb_session_entry;
 
 struct nb_worker {
     nb_server *server;
@@ -40,9 +31,10 @@ struct nb_worker {
     struct ev_loop *loop;
     pthread_t thread;
     int thread_started;
-    ev_async wake;
     atomic_int shutdown_requested;
     atomic_int stop_requested;
+    atomic_uint lost_events; /* rooms marked lost for this worker (pipeline.c) */
+    uint32_t lost_seen;
     int closing; /* this worker has begun closing its sessions */
     struct nb_plugin_ctx transport_ctx;
     int transport_created;
@@ -50,10 +42,11 @@ struct nb_worker {
     nb_session *sessions;      /* every live session, most recently active first */
     nb_session *sessions_tail; /* the one active longest ago */
     uint32_t n_sessions;
-    nb_inbox inbox;
-    nb_delivery *scratch; /* drained items, reused */
-    uint32_t scratch_cap;
-    uint64_t wake_mask;     /* other workers to wake after the current post */
+    nb_mailbox mailbox;
+    nb_session_entry *table; /* sessions by nb_sref slot */
+    uint32_t table_cap;
+    uint32_t free_head; /* first free slot + 1; 0 = none */
+    uint32_t next_gen;
     nb_room **presence_due; /* rooms whose batched presence this worker sends */
     uint32_t n_presence_due;
     uint32_t cap_presence_due;
@@ -68,19 +61,20 @@ int worker_start_thread(nb_worker *w);
 void worker_stop_and_join(nb_worker *w);
 void worker_free(nb_worker *w);
 
-/* Post a delivery to `to` (takes references to room and frames). Marks
- * `from` to wake `to` later (worker_flush). Needs the room's shard lock. */
-void worker_post(nb_worker *from, nb_worker *to, nb_room *room, nb_buf *const *frames);
-/* Wake the workers posted to and deliver this worker's own inbox. Call
- * after releasing the shard lock. */
-void worker_flush(nb_worker *w);
+/* On w's thread: deliver everything in w's mailbox. */
+void worker_drain(nb_worker *w);
 
 /* Ask the worker (from any thread) to close its sessions for shutdown. */
 void worker_request_shutdown(nb_worker *w);
 
-/* Shard lock held, on w's thread: send room's presence now, or, in a room
- * larger than [server] presence_batch_above, at most once per
- * presence_interval_ms (a room filling or emptying would otherwise send
- * the whole user list to every member on every join and leave). */
-void worker_presence_locked(nb_worker *w, nb_room *room);
+/* Shard lock held, on w's thread: send room's presence from a timer, at
+ * most once per [server] presence_interval_ms (a room larger than
+ * presence_batch_above filling or emptying would otherwise send the whole
+ * user list to every member on every join and leave). */
+void worker_presence_later_locked(nb_worker *w, nb_room *room);
+
+/* The session table (w's thread). */
+int worker_session_register(nb_worker *w, nb_session *s, nb_sref *out);
+void worker_session_unregister(nb_worker *w, const nb_sref *ref);
+nb_session *worker_session_find(nb_worker *w, nb_sref ref);
 #endif

@@ -7,11 +7,11 @@
  * the nebula binary). Like SQLite's sqlite3_api_routines, the table only
  * grows: new functions are appended in a new minor version, so check
  * `host->abi_minor` (or struct_size) before using a function newer than
- * NB_ABI_MINOR 0.
+ * the core you may run in (each is marked with the minor that added it).
  *
  * Threads: every function may be called from the thread that runs the
- * instance's loop. alloc/free, the buf_* functions, now_ms and the metric
- * updates may be called from any thread.
+ * instance's loop. log, alloc/free, the buf_* functions, now_ms,
+ * metric_new and the metric updates may be called from any thread.
  */
 #ifndef NEBULA_HOST_H
 #define NEBULA_HOST_H
@@ -147,8 +147,36 @@ typedef struct nb_host {
     int32_t (*http_request)(struct nb_plugin_ctx *ctx, const nb_http_request *req,
                             nb_http_response *resp);
 
-    /* ---- broker events (broker.h) */
+    /* ---- broker events (broker.h), on the main loop */
+    /* An event from the bus for msg->room: a message (with its seq when
+     * the broker sequences), or a cluster-wide NB_MSG_PRESENCE. The core
+     * copies what it keeps. Events of this node's own rooms only; one the
+     * core has already delivered (same or lower seq) is ignored. */
     void (*broker_deliver)(struct nb_plugin_ctx *ctx, const nb_msg *msg);
+
+    /* ======== ABI 1.1 ======== */
+
+    /* ---- config */
+    /* A string array, e.g. urls = ["a", "b"]; absent: *out = NULL, *n = 0.
+     * The array and strings live as long as the instance. */
+    int32_t (*config_strings)(struct nb_plugin_ctx *ctx, const char *key,
+                              const char *const **out, uint32_t *n);
+    /* A path, resolved against the folder of the config file when it is
+     * relative (built-in defaults: the working directory). *out lives as
+     * long as the instance. */
+    int32_t (*config_path)(struct nb_plugin_ctx *ctx, const char *key, const char *def,
+                           const char **out);
+
+    /* ---- metrics: set a gauge */
+    void (*metric_set)(struct nb_metric *metric, int64_t value);
+
+    /* ---- broker status, on the main loop */
+    /* The bus is reachable (up = 1) or not (0); `why` (may be NULL) is
+     * logged once per change. Drives /readyz and nebula_broker_up. */
+    void (*broker_status)(struct nb_plugin_ctx *ctx, uint32_t up, const char *why);
+    /* Another node appeared (alive = 1) or expired (0): logged and counted
+     * in nebula_cluster_nodes. */
+    void (*broker_node)(struct nb_plugin_ctx *ctx, const char *node_id, uint32_t alive);
 } nb_host;
 
 #ifdef __cplusplus

@@ -2,6 +2,7 @@
  * Unit tests of the core's room machinery: shards, membership, presence
  * lists, history ring, names, query parsing, the token bucket, buffers.
  */
+#include "abuse.h"
 #include "buf.h"
 #include "hub.h"
 #include "names.h"
@@ -152,75 +153,107 @@ static void test_presence_sort_bytes(void) {
     room_unref(empty);
 }
 
-/* Local members are swap-removed; each session's member index follows. */
-static void test_room_local_indices(void) {
+/* Local members: added at the end, removed by swapping the last in. */
+static void test_room_local_members(void) {
     nb_room *r = room_new("r", 1, 0, 0, 2);
     nb_session s[5];
     memset(s, 0, sizeof s);
-    nb_session_room slots[5];
-    for (int i = 0; i < 5; i++) {
-        s[i].rooms = &slots[i];
-        s[i].cap_rooms = 1;
-        int idx = room_local_add(r, 1, &s[i], 0);
-        CU_ASSERT_EQUAL_FATAL(idx, i);
-        slots[i] = (nb_session_room){.room = r, .member_idx = (uint32_t)idx};
-        s[i].n_rooms = 1;
-    }
-    room_local_remove(r, 1, slots[1].member_idx); /* the last moves into 1 */
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_EQUAL_FATAL(room_local_add(r, 1, &s[i]), 0);
+    room_local_remove(r, 1, &s[1]); /* the last moves into 1 */
     CU_ASSERT_EQUAL(r->local[1].n_members, 4);
     CU_ASSERT_EQUAL(r->local[0].n_members, 0);
+    CU_ASSERT_PTR_EQUAL(r->local[1].members[1], &s[4]);
+    room_local_remove(r, 1, &s[1]); /* not a member (any more): nothing happens */
+    CU_ASSERT_EQUAL(r->local[1].n_members, 4);
     for (int i = 0; i < 5; i++)
-        if (i != 1)
-            CU_ASSERT_PTR_EQUAL(r->local[1].members[slots[i].member_idx].session, &s[i]);
+        room_local_remove(r, 1, &s[i]);
+    CU_ASSERT_EQUAL(r->local[1].n_members, 0);
     room_unref(r);
 }
 
-static nb_msg chat(const char *sender, const char *content, const char *id, int64_t ts) {
+static nb_record *chat(const char *sender, const char *content, const char *id, int64_t ts,
+                       uint64_t seq) {
     nb_msg m;
     memset(&m, 0, sizeof m);
     m.type = NB_MSG_MESSAGE;
+    m.room = (nb_str){"general", 7, 0};
     m.sender = (nb_str){sender, (uint32_t)strlen(sender), 0};
     m.content = (nb_str){content, (uint32_t)strlen(content), 0};
     m.id = (nb_str){id, (uint32_t)strlen(id), 0};
     m.ts = ts;
-    return m;
+    m.seq = seq;
+    return record_new(&m);
 }
 
-/* History keeps the newest `cap` messages, oldest first. */
+static void add(nb_room *r, nb_record *rec) {
+    room_history_add(r, rec);
+    r->last_seq = rec->seq;
+    record_unref(rec);
+}
+
+/* History keeps the newest `cap` messages, oldest first, and knows from
+ * which seq on it has everything (hist_floor). */
 static void test_history_ring(void) {
     nb_room *r = room_new("general", 7, 0, 3, 1);
     char content[16], id[16];
     for (int i = 1; i <= 5; i++) {
         snprintf(content, sizeof content, "msg %d", i);
         snprintf(id, sizeof id, "id%d", i);
-        nb_msg m = chat("alice", content, id, 1000 + i);
-        room_history_add(r, &m);
+        add(r, chat("alice", content, id, 1000 + i, (uint64_t)i));
     }
     CU_ASSERT_EQUAL_FATAL(r->hist_len, 3);
+    CU_ASSERT_EQUAL(r->hist_floor, 2); /* 1 and 2 were evicted */
+    nb_history *h = room_history_snapshot(r, 0, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_EQUAL_FATAL(h->n, 3);
+    CU_ASSERT_FALSE(h->incomplete);
     for (uint32_t i = 0; i < 3; i++) {
-        nb_msg h;
-        room_history_get(r, i, &h);
+        nb_msg m;
+        record_msg(h->items[i], NB_MSG_HISTORY, &m);
         snprintf(content, sizeof content, "msg %u", i + 3);
-        CU_ASSERT_EQUAL(h.type, NB_MSG_HISTORY);
-        CU_ASSERT_EQUAL(h.content.len, strlen(content));
-        CU_ASSERT_EQUAL(memcmp(h.content.ptr, content, h.content.len), 0);
-        CU_ASSERT_EQUAL(h.ts, 1003 + (int64_t)i);
-        CU_ASSERT_EQUAL(memcmp(h.sender.ptr, "alice", 5), 0);
-        CU_ASSERT_EQUAL(memcmp(h.room.ptr, "general", 7), 0);
+        CU_ASSERT_EQUAL(m.type, NB_MSG_HISTORY);
+        CU_ASSERT_EQUAL(m.content.len, strlen(content));
+        CU_ASSERT_EQUAL(memcmp(m.content.ptr, content, m.content.len), 0);
+        CU_ASSERT_EQUAL(m.ts, 1003 + (int64_t)i);
+        CU_ASSERT_EQUAL(m.seq, 3 + i);
+        CU_ASSERT_EQUAL(memcmp(m.sender.ptr, "alice", 5), 0);
+        CU_ASSERT_EQUAL(memcmp(m.room.ptr, "general", 7), 0);
     }
+    history_free(h);
+    /* since inside the ring: exactly what follows, complete */
+    h = room_history_snapshot(r, 1, 3);
+    CU_ASSERT_EQUAL(h->n, 2);
+    CU_ASSERT_EQUAL(h->items[0]->seq, 4);
+    CU_ASSERT_FALSE(h->incomplete);
+    history_free(h);
+    h = room_history_snapshot(r, 1, 5); /* up to date: nothing, complete */
+    CU_ASSERT_EQUAL(h->n, 0);
+    CU_ASSERT_FALSE(h->incomplete);
+    history_free(h);
+    /* since before the floor: what the ring has, marked incomplete */
+    h = room_history_snapshot(r, 1, 1);
+    CU_ASSERT_EQUAL(h->n, 3);
+    CU_ASSERT_TRUE(h->incomplete);
+    history_free(h);
+    /* since from the future (another epoch): everything, incomplete */
+    h = room_history_snapshot(r, 1, 99);
+    CU_ASSERT_EQUAL(h->n, 3);
+    CU_ASSERT_TRUE(h->incomplete);
+    history_free(h);
     /* Empty content is kept as empty, not lost. */
-    nb_msg e = chat("bob", "", "id6", 2000);
-    room_history_add(r, &e);
-    nb_msg h;
-    room_history_get(r, 2, &h);
-    CU_ASSERT_EQUAL(h.content.len, 0);
-    CU_ASSERT_EQUAL(memcmp(h.sender.ptr, "bob", 3), 0);
+    add(r, chat("bob", "", "id6", 2000, 6));
+    nb_msg m;
+    record_msg(r->hist[(r->hist_start + 2) % r->hist_cap], NB_MSG_HISTORY, &m);
+    CU_ASSERT_EQUAL(m.content.len, 0);
+    CU_ASSERT_PTR_NOT_NULL(m.content.ptr);
+    CU_ASSERT_EQUAL(memcmp(m.sender.ptr, "bob", 3), 0);
     room_unref(r);
 
     nb_room *none = room_new("x", 1, 0, 0, 1); /* history_per_room = 0 */
-    nb_msg m = chat("a", "b", "c", 1);
-    room_history_add(none, &m);
+    add(none, chat("a", "b", "c", 1, 1));
     CU_ASSERT_EQUAL(none->hist_len, 0);
+    CU_ASSERT_EQUAL(none->hist_floor, 1);
     room_unref(none);
 }
 
@@ -348,7 +381,7 @@ int main(void) {
     CU_add_test(s, "hub find/get/remove", test_hub_find_get_remove);
     CU_add_test(s, "hub many rooms spread over shards", test_hub_many_rooms_spread);
     CU_add_test(s, "room users and presence", test_room_users_and_presence);
-    CU_add_test(s, "room local member indices", test_room_local_indices);
+    CU_add_test(s, "room local member indices", test_room_local_members);
     CU_add_test(s, "presence sorted by bytes", test_presence_sort_bytes);
     CU_add_test(s, "history ring", test_history_ring);
     CU_add_test(s, "names", test_names);

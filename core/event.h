@@ -1,0 +1,78 @@
+/*
+ * event.h — what travels between threads: typed events in bounded
+ * mailboxes (mailbox.h). Every cross-thread hand-off in the core is one of
+ * these; nothing else is shared but the rooms' shared halves (under their
+ * shard locks) and atomics. docs/ARCHITECTURE.md draws the paths.
+ */
+#ifndef NEBULA_CORE_EVENT_H
+#define NEBULA_CORE_EVENT_H
+
+#include "record.h"
+#include "settings.h"
+
+#include <nebula/buf.h>
+#include <stdint.h>
+
+typedef struct nb_room nb_room;
+
+/* A session named from another thread: its worker, and a slot and
+ * generation in that worker's session table, so the session may have gone
+ * by the time the event arrives (the lookup then finds nothing). */
+typedef struct nb_sref {
+    uint32_t worker;
+    uint32_t slot;
+    uint32_t gen; /* 0 = no session */
+} nb_sref;
+
+/* What a joiner gets before its own join event: the room's messages it
+ * has not seen, oldest first, and how complete they are. */
+typedef struct nb_history {
+    nb_record **items; /* one reference each */
+    uint32_t n;
+    uint32_t incomplete; /* messages after `since` were no longer all there */
+    char epoch[64];
+    /* With a store whose echo waits for the disk, the writer takes the
+     * snapshot from the ring when it delivers the join (fill = 1), so it
+     * holds exactly what was delivered before it. */
+    uint32_t fill;
+    uint32_t has_since;
+    uint64_t since;
+} nb_history;
+
+/* Event types. */
+#define NB_EV_DELIVER 1u       /* worker: a room event's frames (op below) */
+#define NB_EV_SESSION_ERROR 2u /* worker: an error frame for `who` (code, reason) */
+#define NB_EV_APPEND 3u        /* writer: persist rec */
+#define NB_EV_FORWARD 4u       /* writer: deliver to `targets` after the flush (rec: append) */
+#define NB_EV_LOAD 5u          /* writer or main: load room's history (room LOADING) */
+#define NB_EV_PUBLISH 6u       /* main: publish rec to the broker (origin who) */
+#define NB_EV_SUBSCRIBE 7u     /* main: subscribe to room */
+#define NB_EV_UNSUBSCRIBE 8u   /* main: unsubscribe from room (name in rec) */
+#define NB_EV_PRESENCE 9u      /* main: tell the broker who joined (op JOIN) or left (LEAVE) */
+
+/* NB_EV_DELIVER ops: what happens to `who` at this point of the room's
+ * order, on who's own worker. */
+#define NB_OP_NONE 0u
+#define NB_OP_JOIN 1u  /* who becomes a member here: hist, then its own join event */
+#define NB_OP_LEAVE 2u /* who stops being a member after this event */
+
+typedef struct nb_event {
+    uint32_t type;
+    uint32_t op;
+    nb_room *room;                 /* one reference, or NULL */
+    nb_buf *frames[NB_MAX_CODECS]; /* one reference each, per codec slot; NULL = none */
+    nb_record *rec;                /* one reference, or NULL */
+    nb_history *hist;              /* owned, or NULL */
+    nb_sref who;
+    uint64_t targets; /* NB_EV_FORWARD: bit w = deliver to worker w */
+    uint64_t seq;     /* DELIVER/FORWARD: the room's position; LOAD: since */
+    uint32_t flags;   /* LOAD: 1 = since is set */
+    uint32_t is_message;
+    const char *code;   /* NB_EV_SESSION_ERROR: static strings */
+    const char *reason; /* (also NB_EV_PRESENCE: the user name, owned by rec) */
+} nb_event;
+
+/* Drop every reference the event holds and free what it owns. */
+void event_release(nb_event *ev);
+void history_free(nb_history *h);
+#endif

@@ -1,0 +1,34 @@
+/*
+ * writer.h — the store's thread: its own libev loop and mailbox, the only
+ * thread that calls the store plugin (store.h). It takes what the mailbox
+ * holds as one batch — APPENDs, FORWARDs (events whose delivery waits for
+ * the disk) and LOADs, in the order they were posted —, appends, loads,
+ * then flushes once (group commit), then delivers the FORWARDs the flush
+ * covered, or answers their senders with store_unavailable when it failed.
+ */
+#ifndef NEBULA_CORE_WRITER_H
+#define NEBULA_CORE_WRITER_H
+
+#include "event.h"
+#include "server.h"
+
+typedef struct nb_writer nb_writer;
+
+/* Load the store plugin named in [plugins] store and create it (no data
+ * is touched: --check-config does this too). NULL after logging why. */
+nb_writer *writer_new(nb_server *srv, const char *name);
+/* Start the thread and the store (start() on the thread); 0, or -1 after
+ * logging why. */
+int writer_start(nb_writer *wr);
+/* Drain the mailbox, flush, stop the store and join the thread. */
+void writer_stop(nb_writer *wr);
+/* Destroy the instance and unload the plugin. */
+void writer_free(nb_writer *wr);
+
+/* Post (any thread); 0, or -1 when the mailbox is full. */
+int writer_post(nb_writer *wr, nb_event *ev);
+void writer_wake(nb_writer *wr);
+/* NB_STORE_F_* the store returned from start(). */
+uint32_t writer_flags(const nb_writer *wr);
+uint32_t writer_depth(nb_writer *wr);
+#endif
