@@ -37,9 +37,24 @@ typedef struct decoded {
 static const char *const type_names[NB_MSG_TYPE_COUNT] = NB_MSG_TYPE_NAMES;
 
 /* The envelope's keys; decode looks each one up once per message. */
-enum { F_TYPE, F_ROOM, F_SENDER, F_CONTENT, F_USERS, F_ID, F_TS, F_CODE, F_COUNT };
-static const char *const field_names[F_COUNT] = {"type",  "room", "sender", "content",
-                                                 "users", "id",   "ts",     "code"};
+enum {
+    F_TYPE,
+    F_ROOM,
+    F_SENDER,
+    F_CONTENT,
+    F_USERS,
+    F_ID,
+    F_TS,
+    F_CODE,
+    F_SEQ,
+    F_SINCE,
+    F_EPOCH,
+    F_INCOMPLETE,
+    F_COUNT
+};
+static const char *const field_names[F_COUNT] = {"type",  "room",  "sender", "content",
+                                                 "users", "id",    "ts",     "code",
+                                                 "seq",   "since", "epoch",  "incomplete"};
 
 /* Integers up to 2^53 survive the trip through cJSON's double unchanged. */
 #define TS_LIMIT 9007199254740992.0
@@ -168,6 +183,38 @@ static int32_t take_ts(const cJSON *v, int64_t *dst, nb_decode_error *err) {
     return NB_OK;
 }
 
+/* seq and since: an integer in [0, 2^53]; absent leaves *dst alone and
+ * *present 0. */
+static int32_t take_count(const cJSON *v, int field, uint64_t *dst, int *present,
+                          nb_decode_error *err) {
+    *present = 0;
+    if (!v)
+        return NB_OK;
+    if (!cJSON_IsNumber(v))
+        return fail(err, "bad_field", "\"%s\" must be a number, not %s", field_names[field],
+                    json_kind(v));
+    double d = v->valuedouble;
+    /* Range first, so that the cast is defined (see take_ts). */
+    if (!(d >= 0 && d <= TS_LIMIT) || (double)(uint64_t)d != d)
+        return fail(err, "bad_field", "\"%s\" must be an integer between 0 and 2^53",
+                    field_names[field]);
+    *dst = (uint64_t)d;
+    *present = 1;
+    return NB_OK;
+}
+
+static int32_t take_flag(const cJSON *v, int field, uint32_t bit, uint32_t *flags,
+                         nb_decode_error *err) {
+    if (!v)
+        return NB_OK;
+    if (!cJSON_IsBool(v))
+        return fail(err, "bad_field", "\"%s\" must be a boolean, not %s", field_names[field],
+                    json_kind(v));
+    if (cJSON_IsTrue(v))
+        *flags |= bit;
+    return NB_OK;
+}
+
 /* Check "users" and count its names; filled in once the holder exists. */
 static int32_t check_users(const cJSON *v, uint32_t *n, nb_decode_error *err) {
     *n = 0;
@@ -219,8 +266,16 @@ static int32_t map_object(const cJSON *root, nb_msg *m, const cJSON **users, uin
         take_string(f[F_CONTENT], F_CONTENT, &m->content, err) != NB_OK ||
         take_string(f[F_ID], F_ID, &m->id, err) != NB_OK ||
         take_string(f[F_CODE], F_CODE, &m->code, err) != NB_OK ||
+        take_string(f[F_EPOCH], F_EPOCH, &m->epoch, err) != NB_OK ||
         take_ts(f[F_TS], &m->ts, err) != NB_OK || check_users(f[F_USERS], n_users, err) != NB_OK)
         return NB_ERR_INVALID;
+    int has_seq, has_since;
+    if (take_count(f[F_SEQ], F_SEQ, &m->seq, &has_seq, err) != NB_OK ||
+        take_count(f[F_SINCE], F_SINCE, &m->since, &has_since, err) != NB_OK ||
+        take_flag(f[F_INCOMPLETE], F_INCOMPLETE, NB_MSG_F_INCOMPLETE, &m->flags, err) != NB_OK)
+        return NB_ERR_INVALID;
+    if (has_since)
+        m->flags |= NB_MSG_F_SINCE;
     *users = f[F_USERS];
     return NB_OK;
 }
@@ -300,7 +355,8 @@ static void json_release(void *instance, nb_msg *msg) {
     cj->host->free(h);
     /* Everything below pointed into what was just freed. */
     msg->codec_data = NULL;
-    msg->room = msg->sender = msg->content = msg->id = msg->code = (nb_str){NULL, 0, 0};
+    msg->room = msg->sender = msg->content = msg->id = msg->code = msg->epoch =
+        (nb_str){NULL, 0, 0};
     msg->users = NULL;
     msg->n_users = 0;
 }
@@ -443,25 +499,29 @@ static int put_field(writer *w, const char *key_lit, uint32_t key_len, nb_str v)
 
 #define PUT_FIELD(w, lit, v) put_field((w), (lit), (uint32_t)(sizeof(lit) - 1), (v))
 
-static int put_int64(writer *w, int64_t v) {
+static int put_uint64(writer *w, uint64_t u) {
     char tmp[20];
     uint32_t n = 0;
-    /* Negate in unsigned arithmetic so INT64_MIN is fine too. */
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     do {
         tmp[sizeof tmp - 1 - n++] = (char)('0' + u % 10);
         u /= 10;
     } while (u);
+    return put(w, tmp + sizeof tmp - n, n);
+}
+
+static int put_int64(writer *w, int64_t v) {
     if (v < 0 && PUT_LIT(w, "-") < 0)
         return -1;
-    return put(w, tmp + sizeof tmp - n, n);
+    /* Negate in unsigned arithmetic so INT64_MIN is fine too. */
+    return put_uint64(w, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
 }
 
 static uint64_t estimate(const nb_msg *msg) {
     /* Keys, quotes and ts; strings counted once, plus a little for escapes,
      * so a typical message is written without growing. */
-    const nb_str *fields[] = {&msg->room, &msg->sender, &msg->content, &msg->id, &msg->code};
-    uint64_t est = 128;
+    const nb_str *fields[] = {&msg->room, &msg->sender, &msg->content,
+                              &msg->id,   &msg->code,   &msg->epoch};
+    uint64_t est = 192;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (fields[i]->ptr)
             est += fields[i]->len;
@@ -498,9 +558,17 @@ static int32_t json_encode(void *instance, const nb_msg *msg, struct nb_buf **ou
         bad = bad || PUT_LIT(&w, "]") < 0;
     }
     bad = bad || PUT_FIELD(&w, ",\"id\":", msg->id) < 0;
+    if (!bad && msg->seq != 0)
+        bad = PUT_LIT(&w, ",\"seq\":") < 0 || put_uint64(&w, msg->seq) < 0;
     if (!bad && msg->ts != 0)
         bad = PUT_LIT(&w, ",\"ts\":") < 0 || put_int64(&w, msg->ts) < 0;
-    bad = bad || PUT_FIELD(&w, ",\"code\":", msg->code) < 0 || PUT_LIT(&w, "}") < 0;
+    bad = bad || PUT_FIELD(&w, ",\"code\":", msg->code) < 0;
+    if (!bad && (msg->flags & NB_MSG_F_SINCE))
+        bad = PUT_LIT(&w, ",\"since\":") < 0 || put_uint64(&w, msg->since) < 0;
+    bad = bad || PUT_FIELD(&w, ",\"epoch\":", msg->epoch) < 0;
+    if (!bad && (msg->flags & NB_MSG_F_INCOMPLETE))
+        bad = PUT_LIT(&w, ",\"incomplete\":true") < 0;
+    bad = bad || PUT_LIT(&w, "}") < 0;
     if (bad) {
         cj->host->buf_unref(w.buf);
         return NB_ERR_NOMEM;
@@ -544,7 +612,7 @@ static const nb_codec_vtable json_vtable = {
 static const nb_plugin_desc json_desc = {
     NB_PLUGIN_HEADER(NB_KIND_CODEC),
     .name = "codec-json",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary = "JSON envelopes in text frames (nebula.json.v1), parsed with cJSON",
     .create = json_create,
     .destroy = json_destroy,

@@ -9,8 +9,8 @@
  * is a heap block of exactly its size). A failed decode leaves *out alone
  * and names a known error code. A decoded message encodes; the encoding
  * has the promised headroom and is valid UTF-8 (it goes out in a text
- * frame) and decodes again to the same message: same type, ts and users
- * presence, and the same strings, except that bytes which are not valid
+ * frame) and decodes again to the same message: same type, ts, seq, since,
+ * flags and users presence, and the same strings, except that bytes which are not valid
  * UTF-8 come back as U+FFFD, one per byte, as the encoder documents.
  * Encoding that message again gives the same bytes.
  */
@@ -89,7 +89,12 @@ static int32_t decode(const uint8_t *data, size_t len, nb_msg *out, nb_decode_er
     }
     FUZZ_CHECK(out->type > NB_MSG_NONE && out->type < NB_MSG_TYPE_COUNT);
     FUZZ_CHECK(out->codec_data != NULL);
-    const nb_str *fields[] = {&out->room, &out->sender, &out->content, &out->id, &out->code};
+    const nb_str *fields[] = {&out->room, &out->sender, &out->content,
+                              &out->id,   &out->code,   &out->epoch};
+    FUZZ_CHECK((out->flags & ~(NB_MSG_F_SINCE | NB_MSG_F_INCOMPLETE)) == 0);
+    FUZZ_CHECK(out->seq <= (UINT64_C(1) << 53) && out->since <= (UINT64_C(1) << 53));
+    if (!(out->flags & NB_MSG_F_SINCE))
+        FUZZ_CHECK(out->since == 0);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (fields[i]->ptr)
             FUZZ_CHECK(strlen(fields[i]->ptr) == fields[i]->len); /* no NUL inside */
@@ -157,11 +162,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(frame);
     FUZZ_CHECK(again.type == m.type);
     FUZZ_CHECK(again.ts == m.ts);
+    FUZZ_CHECK(again.seq == m.seq && again.since == m.since && again.flags == m.flags);
     same_string(&m.room, &again.room);
     same_string(&m.sender, &again.sender);
     same_string(&m.content, &again.content);
     same_string(&m.id, &again.id);
     same_string(&m.code, &again.code);
+    same_string(&m.epoch, &again.epoch);
     FUZZ_CHECK((m.users == NULL) == (again.users == NULL));
     FUZZ_CHECK(m.n_users == again.n_users);
     for (uint32_t i = 0; m.users && again.users && i < m.n_users; i++)
@@ -174,6 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     buf_unref(b2);
     vt->release(inst, &again);
     vt->release(inst, &m);
-    FUZZ_CHECK(m.codec_data == NULL && m.room.ptr == NULL && m.users == NULL);
+    FUZZ_CHECK(m.codec_data == NULL && m.room.ptr == NULL && m.epoch.ptr == NULL &&
+               m.users == NULL);
     return 0;
 }

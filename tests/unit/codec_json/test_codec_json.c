@@ -179,7 +179,8 @@ static int str_eq(nb_str a, nb_str b) {
 static int msg_eq(const nb_msg *a, const nb_msg *b) {
     if (a->type != b->type || a->ts != b->ts || !str_eq(a->room, b->room) ||
         !str_eq(a->sender, b->sender) || !str_eq(a->content, b->content) || !str_eq(a->id, b->id) ||
-        !str_eq(a->code, b->code))
+        !str_eq(a->code, b->code) || a->seq != b->seq || a->flags != b->flags ||
+        ((a->flags & NB_MSG_F_SINCE) && a->since != b->since) || !str_eq(a->epoch, b->epoch))
         return 0;
     if (!a->users || !b->users)
         return a->users == b->users;
@@ -532,6 +533,69 @@ static void test_ts(void) {
     vt->release(inst, &d);
 }
 
+/* ABI 1.1: seq, since, epoch and incomplete. */
+static void test_order_fields(void) {
+    nb_msg m = msg_of(NB_MSG_MESSAGE);
+    m.room = S("general");
+    m.sender = S("alice");
+    m.content = S("Hi");
+    m.id = S("1");
+    m.seq = 17;
+    m.ts = 1700000000000;
+    CU_ASSERT(encodes_to(&m, "{\"type\":\"message\",\"room\":\"general\",\"sender\":\"alice\","
+                             "\"content\":\"Hi\",\"id\":\"1\",\"seq\":17,\"ts\":1700000000000}"));
+    CU_ASSERT(round_trip(&m));
+
+    nb_msg j = msg_of(NB_MSG_JOIN); /* the joiner's own join event */
+    j.room = S("general");
+    j.sender = S("bob");
+    j.seq = 40;
+    j.epoch = S("e1");
+    j.flags = NB_MSG_F_INCOMPLETE;
+    CU_ASSERT(encodes_to(&j, "{\"type\":\"join\",\"room\":\"general\",\"sender\":\"bob\","
+                             "\"seq\":40,\"epoch\":\"e1\",\"incomplete\":true}"));
+    CU_ASSERT(round_trip(&j));
+
+    nb_msg c = msg_of(NB_MSG_JOIN); /* a client's join with since = 0 */
+    c.room = S("general");
+    c.flags = NB_MSG_F_SINCE;
+    c.epoch = EMPTY;
+    CU_ASSERT(encodes_to(&c, "{\"type\":\"join\",\"room\":\"general\",\"since\":0,"
+                             "\"epoch\":\"\"}"));
+    CU_ASSERT(round_trip(&c));
+    c.since = 9007199254740992; /* 2^53 */
+    c.seq = 9007199254740992;
+    CU_ASSERT(round_trip(&c));
+
+    /* since without the flag is not sent; neither is a zero seq. */
+    nb_msg n = msg_of(NB_MSG_JOIN);
+    n.since = 5;
+    CU_ASSERT(encodes_to(&n, "{\"type\":\"join\"}"));
+
+    nb_msg d;
+    nb_decode_error err;
+    CU_ASSERT_EQUAL_FATAL(decode_s("{\"type\":\"join\",\"since\":12,\"seq\":0,"
+                                   "\"incomplete\":false,\"epoch\":\"x\"}",
+                                   &d, &err),
+                          NB_OK);
+    CU_ASSERT_EQUAL(d.since, 12);
+    CU_ASSERT_EQUAL(d.seq, 0);
+    CU_ASSERT_EQUAL(d.flags, NB_MSG_F_SINCE);
+    CU_ASSERT(str_eq(d.epoch, S("x")));
+    vt->release(inst, &d);
+    CU_ASSERT_PTR_NULL(d.epoch.ptr);
+    CU_ASSERT_EQUAL_FATAL(
+        decode_s("{\"type\":\"join\",\"since\":1.2e3,\"incomplete\":true}", &d, &err), NB_OK);
+    CU_ASSERT_EQUAL(d.since, 1200);
+    CU_ASSERT_EQUAL(d.flags, NB_MSG_F_SINCE | NB_MSG_F_INCOMPLETE);
+    CU_ASSERT_PTR_NULL(d.epoch.ptr);
+    vt->release(inst, &d);
+    CU_ASSERT_EQUAL_FATAL(decode_s("{\"type\":\"join\"}", &d, &err), NB_OK);
+    CU_ASSERT_EQUAL(d.flags, 0);
+    CU_ASSERT_EQUAL(d.seq, 0);
+    vt->release(inst, &d);
+}
+
 static void test_ignored_and_whitespace(void) {
     nb_msg d;
     nb_decode_error err;
@@ -677,6 +741,24 @@ static void test_bad_field(void) {
         "{\"type\":\"presence\",\"users\":[1]}",
         "{\"type\":\"presence\",\"users\":[\"a\",null]}",
         "{\"type\":\"presence\",\"users\":[[\"a\"]]}",
+        "{\"type\":\"message\",\"seq\":\"1\"}",
+        "{\"type\":\"message\",\"seq\":-1}",
+        "{\"type\":\"message\",\"seq\":1.5}",
+        "{\"type\":\"message\",\"seq\":9007199254740994}",
+        "{\"type\":\"message\",\"seq\":1e999}",
+        "{\"type\":\"message\",\"seq\":null}",
+        "{\"type\":\"join\",\"since\":\"0\"}",
+        "{\"type\":\"join\",\"since\":-1}",
+        "{\"type\":\"join\",\"since\":0.5}",
+        "{\"type\":\"join\",\"since\":true}",
+        "{\"type\":\"join\",\"since\":null}",
+        "{\"type\":\"join\",\"since\":1e19}",
+        "{\"type\":\"join\",\"epoch\":1}",
+        "{\"type\":\"join\",\"epoch\":null}",
+        "{\"type\":\"join\",\"epoch\":\"a\\u0000\"}",
+        "{\"type\":\"join\",\"incomplete\":1}",
+        "{\"type\":\"join\",\"incomplete\":\"true\"}",
+        "{\"type\":\"join\",\"incomplete\":null}",
         /* \u0000 anywhere in a string: value, key, or the type itself */
         "{\"type\":\"message\",\"content\":\"a\\u0000b\"}",
         "{\"type\":\"message\",\"room\":\"general\\u0000\"}",
@@ -826,6 +908,7 @@ int main(int argc, char **argv) {
         {"empty vs absent", test_empty_vs_absent},
         {"users", test_users},
         {"ts", test_ts},
+        {"seq, since, epoch, incomplete", test_order_fields},
         {"ignored fields and whitespace", test_ignored_and_whitespace},
         {"bad_json", test_bad_json},
         {"bad_field", test_bad_field},
