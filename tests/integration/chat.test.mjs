@@ -46,12 +46,27 @@ function assertTs(ts, what = 'ts') {
   assert.ok(Math.abs(ts - Date.now()) < 10000, `${what} ${ts} is close to now (${Date.now()})`);
 }
 
-// Strip ts (checked separately) and compare the rest exactly: the server
-// only emits the fields that apply.
+// Strip ts (checked separately) and, unless expected names them, the room
+// order's seq (a positive integer, on messages and history always) and the
+// joiner's epoch (a string, on its own join only); compare the rest exactly:
+// the server only emits the fields that apply. pipeline.test.mjs checks
+// what seq and epoch say.
 function assertFrame(f, expected) {
   assert.ok(f && typeof f === 'object', `frame ${JSON.stringify(f)}`);
   assertTs(f.ts, `${f.type}.ts`);
   const { ts, ...rest } = f;
+  if (!('seq' in expected)) {
+    if (f.type === 'message' || f.type === 'history') assert.ok('seq' in f, `seq on ${JSON.stringify(f)}`);
+    if ('seq' in f) assert.ok(Number.isInteger(f.seq) && f.seq > 0, `seq ${f.seq} is a positive integer`);
+    delete rest.seq;
+  }
+  if (!('epoch' in expected)) {
+    if ('epoch' in f) {
+      assert.equal(f.type, 'join', `only a join carries epoch: ${JSON.stringify(f)}`);
+      assert.equal(typeof f.epoch, 'string');
+    }
+    delete rest.epoch;
+  }
   assert.deepEqual(rest, expected, `frame ${JSON.stringify(f)}`);
 }
 
