@@ -271,11 +271,11 @@ int brokerhost_sequences(const nb_brokerhost *bh) {
 }
 
 int brokerhost_owns_presence(const nb_brokerhost *bh) {
-    return bh && bh->vt->presence && atomic_load(&bh->up);
+    return bh && (bh->flags & NB_BROKER_F_PRESENCE) && bh->vt->presence && atomic_load(&bh->up);
 }
 
 int brokerhost_can_load(const nb_brokerhost *bh) {
-    return bh && bh->vt->load && atomic_load(&bh->up);
+    return bh && (bh->flags & NB_BROKER_F_HISTORY) && bh->vt->load && atomic_load(&bh->up);
 }
 
 static void post_room(struct nb_poster *p, nb_room *room, uint32_t type) {

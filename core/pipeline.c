@@ -59,6 +59,12 @@ static int64_t room_ts(nb_room *room) {
     return now;
 }
 
+/* Mark room lost for worker w: its members there missed an event. */
+static void mark_lost(nb_server *srv, nb_room *room, uint32_t w) {
+    atomic_store(&room->local[w].lost, 1);
+    atomic_fetch_add(&srv->workers[w].lost_events, 1);
+}
+
 /*
  * A worker's mailbox is full: its members of this room would miss an
  * event. Never silently: the room is marked lost for that worker, which
@@ -69,7 +75,7 @@ static int64_t room_ts(nb_room *room) {
 static void post_deliver(nb_poster *p, uint32_t w, nb_room *room, nb_event *ev) {
     nb_server *srv = p->srv;
     if (mailbox_post(&srv->workers[w].mailbox, ev) < 0) {
-        atomic_store(&room->local[w].lost, 1);
+        mark_lost(srv, room, w);
         metrics_add(srv->m.mailbox_refused, 1);
         event_release(ev);
         return;
@@ -144,7 +150,7 @@ static int emit_locked(nb_poster *p, nb_room *room, const nb_msg *m, uint32_t op
             if (!persist) /* a membership event is lost to every member: say so */
                 for (uint32_t w = 0; w < srv->n_workers; w++)
                     if (targets & (UINT64_C(1) << w))
-                        atomic_store(&room->local[w].lost, 1);
+                        mark_lost(srv, room, w);
             return persist ? -1 : 0;
         }
         if (persist)
@@ -296,7 +302,7 @@ static void tell_session(nb_poster *p, nb_room *room, nb_sref who, uint32_t op, 
     room_ref(room);
     if (mailbox_post(&p->srv->workers[who.worker].mailbox, &ev) < 0) {
         metrics_add(p->srv->m.mailbox_refused, 1);
-        atomic_store(&room->local[who.worker].lost, 1);
+        mark_lost(p->srv, room, who.worker);
         event_release(&ev);
         return;
     }
@@ -304,9 +310,11 @@ static void tell_session(nb_poster *p, nb_room *room, nb_sref who, uint32_t op, 
 }
 
 /* Sequence a message (rec: room, sender, content, id set) and send it on.
- * seq: the broker's, or 0 for the room's next. NULL or an error code. */
+ * seq: the broker's (mapped by remote_seq_locked), or 0 for the room's
+ * next. origin: the sender, told if the store refuses it. NULL or an error
+ * code. */
 static const char *commit_message_locked(nb_poster *p, nb_room *room, const nb_record *in,
-                                         uint64_t seq) {
+                                         uint64_t seq, nb_sref origin) {
     nb_server *srv = p->srv;
     nb_msg m;
     record_msg(in, NB_MSG_MESSAGE, &m);
@@ -324,8 +332,7 @@ static const char *commit_message_locked(nb_poster *p, nb_room *room, const nb_r
             return "store_unavailable";
         }
     }
-    if (emit_locked(p, room, &m, NB_OP_NONE, no_session(), 0, NULL, srv->durable ? rec : NULL) <
-        0) {
+    if (emit_locked(p, room, &m, NB_OP_NONE, origin, 0, NULL, srv->durable ? rec : NULL) < 0) {
         record_unref(rec);
         return "store_unavailable";
     }
@@ -384,12 +391,37 @@ const char *pipeline_message(nb_worker *w, nb_room *room, const char *user, uint
         }
         rec = NULL;
     } else {
-        err = commit_message_locked(&p, room, rec, 0);
+        err = commit_message_locked(&p, room, rec, 0, origin);
     }
     hub_unlock(srv->hub, room->hash);
     record_unref(rec);
     poster_flush(&p);
     return err;
+}
+
+/*
+ * The seq of a message a sequencing broker gave back (b), in the room's
+ * order; UINT64_MAX for one already delivered (b at or below the last the
+ * broker gave). While the broker was down the room was sequenced locally,
+ * so the broker's numbers may have fallen behind the room's: they are then
+ * shifted past it, and the room's epoch changes with the shift, so that a
+ * client's `since` from before is known not to mean the same any more.
+ * A relaying broker's messages just take the room's next seq (0).
+ */
+static uint64_t remote_seq_locked(nb_server *srv, nb_room *room, uint64_t b) {
+    if (!brokerhost_sequences(srv->broker))
+        return 0;
+    if (b <= room->broker_seq)
+        return UINT64_MAX;
+    room->broker_seq = b;
+    if (b + room->seq_offset <= room->last_seq) {
+        room->seq_offset = room->last_seq + 1 - b;
+        size_t n = strcspn(room->epoch, "+");
+        snprintf(room->epoch + n, sizeof room->epoch - n, "+%" PRIx64, room->seq_offset);
+        log_info("room %s: the broker's order resumes after local sequencing; new epoch %s",
+                 room->name, room->epoch);
+    }
+    return b + room->seq_offset;
 }
 
 /* ---- membership --------------------------------------------------------- */
@@ -534,15 +566,16 @@ static void run_backlog_locked(nb_poster *p, nb_room *room) {
             commit_leave_locked(p, room, b);
             break;
         case NB_PEND_MESSAGE:
-            err = commit_message_locked(p, room, b->rec, 0);
+            err = commit_message_locked(p, room, b->rec, 0, b->who);
             if (err)
                 tell_session(p, room, b->who, NB_OP_NONE, err, "the message was not sent");
             break;
-        default: /* NB_PEND_REMOTE */
-            if (!brokerhost_sequences(srv->broker) || b->rec->seq > room->last_seq)
-                commit_message_locked(p, room, b->rec,
-                                      brokerhost_sequences(srv->broker) ? b->rec->seq : 0);
+        default: { /* NB_PEND_REMOTE */
+            uint64_t seq = remote_seq_locked(srv, room, b->rec->seq);
+            if (seq != UINT64_MAX)
+                commit_message_locked(p, room, b->rec, seq, no_session());
             break;
+        }
         }
         record_unref(b->rec);
         i++;
@@ -569,6 +602,8 @@ void pipeline_loaded(nb_server *srv, nb_room *room, int ok, const nb_store_resul
     } else if (ok) {
         if (res->last_seq > room->last_seq)
             room->last_seq = res->last_seq;
+        if (brokerhost_can_load(srv->broker)) /* the broker's own numbers */
+            room->broker_seq = res->last_seq;
         if (res->epoch && res->epoch[0])
             snprintf(room->epoch, sizeof room->epoch, "%s", res->epoch);
         for (uint32_t i = 0; hist && i < hist->n; i++)
@@ -615,7 +650,7 @@ void pipeline_remote(nb_server *srv, const nb_msg *msg) {
         m.ts = room_ts(room);
         emit_locked(&p, room, &m, NB_OP_NONE, no_session(), 0, NULL, NULL);
     } else if (msg->type == NB_MSG_MESSAGE && msg->sender.ptr && msg->content.ptr &&
-               (!sequences || msg->seq > room->last_seq || room->state == NB_ROOM_LOADING)) {
+               (!sequences || msg->seq > room->broker_seq || room->state == NB_ROOM_LOADING)) {
         nb_record *rec = record_new(msg);
         if (!rec) {
             log_error("room %s: out of memory taking a message from the broker", room->name);
@@ -624,13 +659,14 @@ void pipeline_remote(nb_server *srv, const nb_msg *msg) {
             if (room_backlog_push(room, &pend, srv->settings.room_backlog_events) < 0) {
                 record_unref(rec);
                 for (uint32_t w = 0; w < srv->n_workers; w++)
-                    atomic_store(&room->local[w].lost, 1);
+                    mark_lost(srv, room, w);
                 metrics_add(srv->m.mailbox_refused, 1);
             }
         } else {
-            if (commit_message_locked(&p, room, rec, sequences ? msg->seq : 0))
+            uint64_t seq = remote_seq_locked(srv, room, msg->seq);
+            if (seq != UINT64_MAX && commit_message_locked(&p, room, rec, seq, no_session()))
                 for (uint32_t w = 0; w < srv->n_workers; w++)
-                    atomic_store(&room->local[w].lost, 1);
+                    mark_lost(srv, room, w);
             record_unref(rec);
         }
     }
