@@ -42,8 +42,8 @@ nb_brokerhost *brokerhost_new(nb_server *srv, const char *name) {
     bh->srv = srv;
     atomic_init(&bh->up, 0);
     char err[1024];
-    if (loader_open(srv->settings.plugin_dir, name, NB_KIND_BROKER, &bh->plugin, err,
-                    sizeof err) != 0) {
+    if (loader_open(srv->settings.plugin_dir, name, NB_KIND_BROKER, &bh->plugin, err, sizeof err) !=
+        0) {
         log_error("%s", err);
         free(bh);
         return NULL;
@@ -81,7 +81,9 @@ static void publish_done(void *user, int32_t status, uint64_t seq) {
     } else {
         metrics_add(srv->m.broker_failures, 1);
         if (pc->origin.gen && pc->room) {
-            nb_event ev = {.type = NB_EV_SESSION_ERROR, .room = pc->room, .who = pc->origin,
+            nb_event ev = {.type = NB_EV_SESSION_ERROR,
+                           .room = pc->room,
+                           .who = pc->origin,
                            .code = "broker_unavailable",
                            .reason = "the cluster bus did not take the message; it was not sent"};
             room_ref(pc->room);
@@ -163,8 +165,8 @@ static void handle(nb_brokerhost *bh, nb_event *ev) {
     }
     case NB_EV_SUBSCRIBE:
         room_ref(ev->room);
-        if (bh->vt->subscribe(bh->ctx.instance, ev->room->name, ev->room->name_len,
-                              subscribe_done, ev->room) != NB_OK)
+        if (bh->vt->subscribe(bh->ctx.instance, ev->room->name, ev->room->name_len, subscribe_done,
+                              ev->room) != NB_OK)
             subscribe_done(ev->room, NB_ERR, 0);
         break;
     case NB_EV_UNSUBSCRIBE:

@@ -78,7 +78,7 @@ struct nb_config {
     struct index wanted_ix, wsection_ix;
     char **errors;
     size_t nerrors, caperrors;
-    bool oom; /* an allocation failed: some error may be missing */
+    bool oom;    /* an allocation failed: some error may be missing */
     char **kept; /* strings that live as long as the config (config_keep) */
     size_t nkept, capkept;
 };

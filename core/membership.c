@@ -65,8 +65,12 @@ void membership_join(nb_session *s, const char *name, uint32_t len, const nb_msg
         s->rooms = r;
         s->cap_rooms = cap;
     }
-    nb_join_req jr = {.room = name, .room_len = len, .user = s->user, .user_len = s->user_len,
-                      .codec = s->codec, .who = s->ref};
+    nb_join_req jr = {.room = name,
+                      .room_len = len,
+                      .user = s->user,
+                      .user_len = s->user_len,
+                      .codec = s->codec,
+                      .who = s->ref};
     if (req && (req->flags & NB_MSG_F_SINCE)) {
         jr.has_since = 1;
         jr.since = req->since;

@@ -131,8 +131,13 @@ static int emit_locked(nb_poster *p, nb_room *room, const nb_msg *m, uint32_t op
     nb_record *joinrec = op == NB_OP_JOIN ? record_new(m) : NULL;
 
     if (srv->durable) {
-        nb_event ev = {.type = NB_EV_FORWARD, .op = op, .room = room, .hist = hist,
-                       .who = who, .targets = targets, .seq = m->seq};
+        nb_event ev = {.type = NB_EV_FORWARD,
+                       .op = op,
+                       .room = room,
+                       .hist = hist,
+                       .who = who,
+                       .targets = targets,
+                       .seq = m->seq};
         memcpy(ev.frames, frames, sizeof frames);
         ev.rec = persist ? persist : joinrec;
         ev.is_message = persist != NULL;
@@ -297,8 +302,12 @@ static void tell_session(nb_poster *p, nb_room *room, nb_sref who, uint32_t op, 
                          const char *reason) {
     if (!who.gen)
         return;
-    nb_event ev = {.type = NB_EV_SESSION_ERROR, .op = op, .room = room, .who = who,
-                   .code = code, .reason = reason};
+    nb_event ev = {.type = NB_EV_SESSION_ERROR,
+                   .op = op,
+                   .room = room,
+                   .who = who,
+                   .code = code,
+                   .reason = reason};
     room_ref(room);
     if (mailbox_post(&p->srv->workers[who.worker].mailbox, &ev) < 0) {
         metrics_add(p->srv->m.mailbox_refused, 1);
@@ -351,8 +360,8 @@ static const char *commit_message_locked(nb_poster *p, nb_room *room, const nb_r
 
 static void next_id(nb_server *srv, char *out, size_t outlen, uint32_t *len) {
     uint64_t n = atomic_fetch_add_explicit(&srv->next_id, 1, memory_order_relaxed) + 1;
-    int k = snprintf(out, outlen, "%s-%" PRIx64 "-%" PRIx64, srv->settings.node_id, srv->id_epoch,
-                     n);
+    int k =
+        snprintf(out, outlen, "%s-%" PRIx64 "-%" PRIx64, srv->settings.node_id, srv->id_epoch, n);
     *len = k < 0 ? 0 : (uint32_t)((size_t)k < outlen ? (size_t)k : outlen - 1);
 }
 

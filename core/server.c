@@ -355,12 +355,12 @@ int32_t server_http_request(nb_server *srv, const nb_http_request *req, nb_http_
         resp->status = draining ? 503 : 200;
         char line[160];
         snprintf(line, sizeof line, "%s\n%s%s%s", draining ? "shutting down" : "ready",
-                 !srv->writer                       ? ""
-                 : atomic_load(&srv->store_up)      ? "store: up\n"
-                                                    : "store: down\n",
-                 !srv->broker                       ? ""
-                 : brokerhost_up(srv->broker)       ? "broker: up\n"
-                                                    : "broker: down\n",
+                 !srv->writer                  ? ""
+                 : atomic_load(&srv->store_up) ? "store: up\n"
+                                               : "store: down\n",
+                 !srv->broker                 ? ""
+                 : brokerhost_up(srv->broker) ? "broker: up\n"
+                                              : "broker: down\n",
                  "");
         body = buf_new(0, (uint32_t)strlen(line));
         if (!body)

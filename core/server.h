@@ -78,7 +78,7 @@ struct nb_server {
     nb_brokerhost *broker; /* the broker on the main loop, or NULL */
     int durable;           /* the store's echo waits for the disk */
     atomic_int store_up;
-    char epoch[64]; /* rooms' history epoch without a store: this process */
+    char epoch[64];            /* rooms' history epoch without a store: this process */
     struct ev_loop *main_loop; /* signals, shutdown timer, broker */
     atomic_int draining;
     atomic_uint drained_workers; /* workers whose sessions are all closed */

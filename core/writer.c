@@ -43,7 +43,8 @@ nb_writer *writer_new(nb_server *srv, const char *name) {
     }
     wr->srv = srv;
     char err[1024];
-    if (loader_open(srv->settings.plugin_dir, name, NB_KIND_STORE, &wr->plugin, err, sizeof err) != 0) {
+    if (loader_open(srv->settings.plugin_dir, name, NB_KIND_STORE, &wr->plugin, err, sizeof err) !=
+        0) {
         log_error("%s", err);
         free(wr);
         return NULL;
@@ -114,7 +115,7 @@ static int32_t collect(void *user, const nb_msg *msg) {
 static void load(nb_writer *wr, nb_event *ev) {
     nb_server *srv = wr->srv;
     nb_room *room = ev->room;
-    int was_since = ev->flags & 1u;
+    int was_since = (ev->flags & 1u) != 0;
     nb_store_query q = {.struct_size = sizeof q,
                         .max = was_since ? srv->settings.replay_messages
                                          : srv->settings.history_per_room,

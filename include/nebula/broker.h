@@ -36,6 +36,8 @@ extern "C" {
 
 /* Flags start() returns through *flags. */
 #define NB_BROKER_F_SEQUENCES 0x1u /* the broker assigns seq; see above */
+#define NB_BROKER_F_PRESENCE 0x2u  /* presence() keeps cluster-wide user lists */
+#define NB_BROKER_F_HISTORY 0x4u   /* load() serves history */
 
 /* Completion of subscribe() or publish(): called exactly once, on the main
  * loop, possibly before the call returns. `seq` is the position a
@@ -75,16 +77,18 @@ typedef struct nb_broker_vtable {
      * before returning. done reports the outcome (and the seq). */
     int32_t (*publish)(void *instance, const nb_msg *msg, nb_broker_done_fn done, void *user);
 
-    /* Optional (NULL = none). Cluster presence: a user of this node joined
-     * (joined = 1) or left (0) a room. A broker that keeps a cluster-wide
-     * user list sends it back as an NB_MSG_PRESENCE through
-     * host->broker_deliver. */
+    /* Optional: used only when start() set NB_BROKER_F_PRESENCE (and while
+     * the broker is up). Cluster presence: a user of this node joined
+     * (joined = 1) or left (0) a room. The broker sends the room's
+     * cluster-wide user list back as an NB_MSG_PRESENCE through
+     * host->broker_deliver, and the core sends no presence of its own. */
     int32_t (*presence)(void *instance, const char *room, uint32_t room_len, const char *user,
                         uint32_t user_len, uint32_t joined);
 
-    /* Optional (NULL = the store, or memory, serves history). History as
-     * the cluster has it: same query and result as nb_store_vtable.load,
-     * answered asynchronously through done. */
+    /* Optional: used only when start() set NB_BROKER_F_HISTORY (and while
+     * the broker is up); otherwise the store, or memory, serves history.
+     * History as the cluster has it: same query and result as
+     * nb_store_vtable.load, answered asynchronously through done. */
     int32_t (*load)(void *instance, const nb_store_query *q, nb_broker_loaded_fn done, void *user);
 } nb_broker_vtable;
 

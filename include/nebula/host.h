@@ -159,8 +159,8 @@ typedef struct nb_host {
     /* ---- config */
     /* A string array, e.g. urls = ["a", "b"]; absent: *out = NULL, *n = 0.
      * The array and strings live as long as the instance. */
-    int32_t (*config_strings)(struct nb_plugin_ctx *ctx, const char *key,
-                              const char *const **out, uint32_t *n);
+    int32_t (*config_strings)(struct nb_plugin_ctx *ctx, const char *key, const char *const **out,
+                              uint32_t *n);
     /* A path, resolved against the folder of the config file when it is
      * relative (built-in defaults: the working directory). *out lives as
      * long as the instance. */
