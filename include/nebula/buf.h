@@ -12,9 +12,9 @@
  *     host->buf_ref, drop it with host->buf_unref; the last unref frees.
  *   - Reference counting is atomic: a buffer may be shared between I/O
  *     threads. Its bytes must not change once a second reference exists.
- *   - `data` may move backwards into the headroom (buf_push) or the buffer
- *     may be reallocated (buf_reserve) only while the caller holds the one
- *     and only reference.
+ *   - `data` may move backwards into the headroom (a transport writing its
+ *     frame header there), or the buffer be reallocated (buf_reserve),
+ *     only while the caller holds the one and only reference.
  */
 #ifndef NEBULA_BUF_H
 #define NEBULA_BUF_H
