@@ -44,7 +44,7 @@
 #define TWS_MSG_MIN_CAP 256u
 /* Assembly bytes freed since the last malloc_trim() beyond which the
  * instance trims again, and how often at most (ws.c, tws_maybe_trim). */
-#define TWS_TRIM_AFTER_BYTES ((uint64_t)4 * 1024 * 1024)
+#define TWS_TRIM_AFTER_BYTES ((uint64_t)1024 * 1024)
 #define TWS_TRIM_EVERY_MS 1000
 
 typedef struct tws_config {
