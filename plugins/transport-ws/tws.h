@@ -42,8 +42,9 @@
 #define TWS_RESERVE_DEADLINE_MS 2000
 /* The first allocation of a message's assembly buffer (ws.c). */
 #define TWS_MSG_MIN_CAP 256u
-/* Assembly bytes freed since the last malloc_trim() beyond which the
- * instance trims again, and how often at most (ws.c, tws_maybe_trim). */
+/* How far the instance's assembly bytes must have fallen from their peak
+ * since the last malloc_trim() for it to trim again, and how often at
+ * most (ws.c, tws_maybe_trim). */
 #define TWS_TRIM_AFTER_BYTES ((uint64_t)1024 * 1024)
 #define TWS_TRIM_EVERY_MS 1000
 
@@ -148,7 +149,8 @@ struct tws {
     size_t feed_len[2];
     wslay_event_context_ptr pool[TWS_WSLAY_POOL];
     uint32_t n_pool;
-    uint64_t freed_since_trim; /* assembly bytes freed since the last malloc_trim */
+    uint64_t asm_held; /* bytes of this instance's assembly buffers */
+    uint64_t asm_peak; /* their highest since the last malloc_trim */
     int64_t last_trim_ms;
 
     struct {
