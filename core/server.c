@@ -141,6 +141,7 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
             .web_root = st->web_root[0] ? st->web_root : NULL,
             .node_id = st->node_id,
             .ws_path = "/ws",
+            .max_message_bytes = st->max_message_bytes,
         };
     }
 

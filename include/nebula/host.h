@@ -50,6 +50,10 @@ typedef struct nb_server_info {
     const char *web_root;    /* static files for GET /, or NULL to serve none */
     const char *node_id;     /* unique name of this process in a cluster */
     const char *ws_path;     /* the upgrade path the core accepts, "/ws" */
+    /* ABI 1.1: [limits] max_message_bytes, the longest message the core
+     * accepts; a transport need not assemble a longer one. 0 (or a
+     * struct_size without it) from an older core: unknown. */
+    uint32_t max_message_bytes;
 } nb_server_info;
 
 /* A WebSocket upgrade request that passed the transport's checks. */

@@ -113,7 +113,7 @@ static void ring_release(nb_conn *c);
 void tws_conn_destroy(nb_conn *c) {
     tws *t = c->t;
     ev_io_stop(t->loop, &c->io);
-    close(c->io.fd);
+    tws_fd_close(t, c);
     dirty_remove(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -405,6 +405,26 @@ static void heartbeat(tws *t, nb_conn *c, int64_t now) {
     }
 }
 
+/*
+ * A message must be complete within message_timeout_ms of the moment the
+ * stream left a message boundary (the first byte of a frame header): a
+ * client that starts a message and trickles it, or never finishes it
+ * while answering pings, holds its assembly buffer and wslay context
+ * only that long. It is closed with 4002, a "reconnect" code: an honest
+ * client on a very slow link may try again.
+ */
+static void message_deadline(tws *t, nb_conn *c, int64_t now) {
+    const tws_config *cfg = &t->cfg;
+    if (!cfg->message_timeout_ms || !c->rx || c->close_sent ||
+        now - c->rx->started_ms < cfg->message_timeout_ms)
+        return;
+    t->host->metric_add(t->m.message_timeouts, 1);
+    t->host->log(t->ctx, NB_LOG_DEBUG, "closing a connection with 4002: message not completed");
+    tws_ws_queue_close(c, 4002, "message not completed in time");
+    tws_conn_detach(c, 4002);
+    tws_conn_linger(c);
+}
+
 /* One slice of the walk: the next n_conns / TWS_SWEEP_SLICES connections
  * (rounded up) from where the last tick stopped. A connection opened during
  * a round is at the head, and waits for the next round. */
@@ -413,6 +433,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents) {
     (void)revents;
     tws *t = w->data;
     int64_t now = tws_now_ms(t);
+    tws_fd_refill(t);
+    tws_maybe_trim(t);
     if (!t->sweep_left) {
         t->sweep = t->conns;
         t->sweep_left = TWS_SWEEP_SLICES;
@@ -429,6 +451,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents) {
             break;
         case TWS_OPEN:
             heartbeat(t, c, now);
+            if (c->state == TWS_OPEN)
+                message_deadline(t, c, now);
             break;
         case TWS_CLOSING:
             if (now >= c->deadline_ms) { /* the peer never answered our close */
@@ -452,6 +476,8 @@ void tws_conn_start(tws *t) {
         m = cfg->ping_interval_ms;
     if (cfg->pong_timeout_ms && cfg->pong_timeout_ms < m)
         m = cfg->pong_timeout_ms;
+    if (cfg->message_timeout_ms && cfg->message_timeout_ms < m)
+        m = cfg->message_timeout_ms;
     /* A whole round takes a quarter of the shortest deadline: timeouts
      * fire at most 25% late. */
     double round = m / 4000.0;

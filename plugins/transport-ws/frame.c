@@ -198,6 +198,12 @@ static const char *header_done(tws_scan *s, uint32_t *opcode) {
             return "message over max_message_bytes";
         }
         s->frag_open = (uint8_t)!fin;
+    } else if ((op == TWS_OP_PING || op == TWS_OP_PONG) && s->ctl_limited) {
+        if (s->ctl_left == 0) {
+            s->error_code = 1008;
+            return "too many control frames";
+        }
+        s->ctl_left--;
     }
     s->remaining = len;
     s->in_payload = len > 0;

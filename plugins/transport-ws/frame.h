@@ -14,6 +14,9 @@
  *   - wslay compares a message with max_recv_msg_length only once payload
  *     bytes arrive; the scanner refuses (1009) as soon as a header
  *     announces too much, so nothing waits for a payload never accepted;
+ *   - it counts pings and pongs against a budget the caller sets
+ *     (ctl_limited, ctl_left) and refuses (1008) the first one beyond it,
+ *     before wslay queues a pong for it;
  *   - it knows when the stream sits between messages, so the connection
  *     can give its wslay context back and stay small while idle.
  */
@@ -65,7 +68,7 @@ size_t tws_close_payload(uint8_t *out, uint32_t code, const char *reason);
 
 #define TWS_SCAN_MORE 0  /* all input examined; frames may continue later */
 #define TWS_SCAN_CLOSE 1 /* a whole close frame arrived: ctl[0..ctl_len) */
-#define TWS_SCAN_ERROR 2 /* refused: close with error_code (1002 or 1009) */
+#define TWS_SCAN_ERROR 2 /* refused: close with error_code (1002, 1008 or 1009) */
 
 typedef struct tws_scan {
     uint64_t max_message;         /* longest data message (0: no limit) */
@@ -73,6 +76,8 @@ typedef struct tws_scan {
     uint64_t remaining;           /* payload bytes of the current frame still to come */
     const char *error;            /* why, after TWS_SCAN_ERROR */
     uint32_t error_code;          /* the close code to answer it with */
+    uint32_t ctl_left;            /* with ctl_limited: pings and pongs still allowed */
+    uint8_t ctl_limited;          /* 0: control frames are not counted */
     uint8_t hdr[14];              /* the header being collected */
     uint8_t hdr_len;              /* bytes of it so far; 0 between frames */
     uint8_t in_payload;           /* inside a frame's payload */

@@ -1,5 +1,6 @@
 /*
- * listener.c — the listening socket and the accept loop.
+ * listener.c — the listening socket, the accept loop, and the descriptor
+ * reserve.
  *
  * Every I/O thread's instance binds its own socket; with more than one
  * thread they share the address through SO_REUSEPORT and the kernel
@@ -7,11 +8,23 @@
  *
  * Out of file descriptors (EMFILE/ENFILE): the pending connection cannot
  * be accepted, the listening socket stays readable, and a level-triggered
- * loop would spin. So one descriptor is kept in reserve (/dev/null): at
- * the limit it is closed, the waiting connections are accepted and closed
- * at once (the clients see a refusal instead of a hang), and the reserve
- * is reopened. If even that fails, accepting pauses for 100 ms. The
- * condition is logged once a minute at most, with a count.
+ * loop would spin — or, worse, leave the connections waiting in this
+ * thread's queue until the clients give up. So each instance keeps
+ * `fd_reserve` descriptors open on /dev/null. At the limit one is closed,
+ * a waiting connection is accepted into its slot, and:
+ *   - while more than one reserve descriptor is left, that connection is
+ *     served — as plain HTTP only, within TWS_RESERVE_DEADLINE_MS: the
+ *     core's endpoints (/healthz, /readyz, /metrics) answer, anything else
+ *     (an upgrade, a file) gets 503 — and its descriptor returns to the
+ *     reserve when it closes;
+ *   - the last one only refuses: the connection is closed at once (the
+ *     client sees a reset, not a hang) and the descriptor reopened.
+ * Descriptors are process-wide, so another thread's accept() could take
+ * the slot between our close() and accept(): every descriptor this plugin
+ * creates is made under one lock (tws_fd_lock). Code outside the plugin
+ * may still take one; a reserve that is lost is reopened by the timer, and
+ * an instance left with none pauses accepting for 100 ms at a time.
+ * The condition is logged once a minute at most, with a count.
  */
 #include "tws.h"
 
@@ -21,6 +34,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -30,56 +44,120 @@
 #define ACCEPTS_PER_EVENT 64
 #define EMFILE_LOG_EVERY_MS 60000
 
+static pthread_mutex_t fd_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void tws_fd_lock(void) {
+    pthread_mutex_lock(&fd_mu);
+}
+
+void tws_fd_unlock(void) {
+    pthread_mutex_unlock(&fd_mu);
+}
+
+static int open_spare(void) {
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Caller holds the lock. */
+static void refill_locked(tws *t) {
+    while (t->n_spare < t->cfg.fd_reserve) {
+        int fd = open_spare();
+        if (fd < 0)
+            break;
+        t->spare[t->n_spare++] = fd;
+    }
+}
+
+void tws_fd_refill(tws *t) {
+    if (t->n_spare >= t->cfg.fd_reserve || t->lfd < 0)
+        return;
+    tws_fd_lock();
+    refill_locked(t);
+    tws_fd_unlock();
+}
+
+void tws_fd_close(tws *t, nb_conn *c) {
+    if (!c->reserved) {
+        close(c->io.fd);
+        return;
+    }
+    tws_fd_lock();
+    close(c->io.fd);
+    if (t->lfd >= 0)
+        refill_locked(t);
+    tws_fd_unlock();
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents);
 
+static void log_exhausted(tws *t, int err) {
+    int64_t now = tws_now_ms(t);
+    if (t->emfile_logged_ms != 0 && now - t->emfile_logged_ms < EMFILE_LOG_EVERY_MS)
+        return;
+    struct rlimit rl;
+    unsigned long long lim =
+        getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
+    t->host->log(t->ctx, NB_LOG_WARN,
+                 "out of file descriptors (%s, open files limit %llu): refusing new "
+                 "connections until some close; %" PRIu64 " refused so far",
+                 err == ENFILE ? "ENFILE" : "EMFILE", lim, t->emfile_refused);
+    t->emfile_logged_ms = now;
+}
+
 static void fd_exhausted(tws *t, int err) {
-    uint64_t refused = 0;
-    if (t->spare_fd >= 0) {
-        close(t->spare_fd);
-        t->spare_fd = -1;
-        for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
-            int fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd < 0) {
-                if (errno == EINTR)
-                    continue;
-                break;
+    uint64_t refused = 0, served = 0;
+    int64_t now = tws_now_ms(t);
+    uint32_t hs = t->cfg.handshake_timeout_ms;
+    int64_t deadline = now + (hs < TWS_RESERVE_DEADLINE_MS ? hs : TWS_RESERVE_DEADLINE_MS);
+    tws_fd_lock();
+    for (int i = 0; i < ACCEPTS_PER_EVENT && t->n_spare > 0; i++) {
+        int serve = t->n_spare > 1; /* the last one only refuses */
+        close(t->spare[--t->n_spare]);
+        int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0 && serve) {
+            nb_conn *c = tws_conn_new(t, fd);
+            if (c) {
+                c->reserved = 1;
+                c->deadline_ms = deadline;
+                served++;
+                continue;
             }
+        }
+        if (fd >= 0) {
             close(fd);
             refused++;
         }
-        t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int sp = open_spare();
+        if (sp >= 0)
+            t->spare[t->n_spare++] = sp;
+        if (fd < 0)
+            break; /* nobody (left) waiting */
     }
-    if (t->spare_fd < 0) {
+    tws_fd_unlock();
+    if (t->n_spare == 0) {
         /* No reserve left: give the loop a rest instead of spinning. */
         ev_io_stop(t->loop, &t->accept_w);
         ev_timer_stop(t->loop, &t->accept_pause);
         ev_timer_set(&t->accept_pause, 0.1, 0.);
         ev_timer_start(t->loop, &t->accept_pause);
     }
+    if (served) {
+        t->host->metric_add(t->m.accepted, (int64_t)served);
+        t->host->metric_add(t->m.reserve_served, (int64_t)served);
+    }
     /* accept() reports EMFILE before looking at the queue: at the limit
      * with nobody waiting, nothing was refused and nothing is logged. */
-    if (!refused)
+    if (!refused && !served)
         return;
     t->emfile_refused += refused;
     t->host->metric_add(t->m.refused, (int64_t)refused);
-    int64_t now = tws_now_ms(t);
-    if (t->emfile_logged_ms == 0 || now - t->emfile_logged_ms >= EMFILE_LOG_EVERY_MS) {
-        struct rlimit rl;
-        unsigned long long lim =
-            getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long)rl.rlim_cur : 0;
-        t->host->log(t->ctx, NB_LOG_WARN,
-                     "out of file descriptors (%s, open files limit %llu): refusing new "
-                     "connections until some close; %" PRIu64 " refused so far",
-                     err == ENFILE ? "ENFILE" : "EMFILE", lim, t->emfile_refused);
-        t->emfile_logged_ms = now;
-    }
+    log_exhausted(t, err);
 }
 
 static void pause_cb(struct ev_loop *loop, ev_timer *w, int revents) {
     (void)revents;
     tws *t = w->data;
-    if (t->spare_fd < 0)
-        t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    tws_fd_refill(t);
     if (t->lfd >= 0)
         ev_io_start(loop, &t->accept_w);
 }
@@ -89,14 +167,17 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
     (void)revents;
     tws *t = w->data;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        tws_fd_lock();
         int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int err = errno;
+        tws_fd_unlock();
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+            if (err == EINTR || err == ECONNABORTED || err == EPROTO)
                 continue;
-            if (errno == EMFILE || errno == ENFILE)
-                fd_exhausted(t, errno);
-            else if (errno != EAGAIN && errno != EWOULDBLOCK)
-                t->host->log(t->ctx, NB_LOG_WARN, "accept: %s", strerror(errno));
+            if (err == EMFILE || err == ENFILE)
+                fd_exhausted(t, err);
+            else if (err != EAGAIN && err != EWOULDBLOCK)
+                t->host->log(t->ctx, NB_LOG_WARN, "accept: %s", strerror(err));
             return;
         }
         /* Chat frames are small and we coalesce writes ourselves. */
@@ -173,12 +254,19 @@ int tws_listen_start(tws *t) {
         fd = bind_one(ai, si->worker_count > 1, si->worker_index == 0, &err);
     freeaddrinfo(res);
     if (fd < 0) {
-        t->host->log(t->ctx, NB_LOG_ERROR, "cannot listen on %s%s%s:%u: %s", v6 ? "[" : "", shown,
-                     v6 ? "]" : "", si->listen_port, strerror(err));
+        /* The usual cause is another server (or another nebula) on the
+         * port: say how to choose another one. */
+        t->host->log(t->ctx, NB_LOG_ERROR, "cannot listen on %s%s%s:%u: %s%s", v6 ? "[" : "", shown,
+                     v6 ? "]" : "", si->listen_port, strerror(err),
+                     err == EADDRINUSE
+                         ? " (another program listens there; pick another address with "
+                           "--listen HOST:PORT or [server] listen, e.g. "
+                           "make run ARGS=\"--listen 127.0.0.1:8081\")"
+                         : "");
         return NB_ERR_IO;
     }
     t->lfd = fd;
-    t->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    tws_fd_refill(t);
     ev_io_init(&t->accept_w, accept_cb, fd, EV_READ);
     t->accept_w.data = t;
     ev_timer_init(&t->accept_pause, pause_cb, 0.1, 0.);
@@ -206,8 +294,8 @@ void tws_listen_stop(tws *t) {
     ev_timer_stop(t->loop, &t->accept_pause);
     close(t->lfd);
     t->lfd = -1;
-    if (t->spare_fd >= 0) {
-        close(t->spare_fd);
-        t->spare_fd = -1;
-    }
+    tws_fd_lock();
+    while (t->n_spare)
+        close(t->spare[--t->n_spare]);
+    tws_fd_unlock();
 }

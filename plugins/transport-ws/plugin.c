@@ -6,6 +6,7 @@
 #include "tws.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,16 +24,44 @@ static int cfg_int(tws *t, const char *key, int64_t def, int64_t min, int64_t ma
     return 0;
 }
 
-/* Every key is read even after a bad one, so all mistakes are reported. */
+/* The core's [limits] max_message_bytes, when the core says (ABI 1.1). */
+static uint32_t core_max_message(const nb_server_info *si) {
+    if (!si || si->struct_size < offsetof(nb_server_info, max_message_bytes) + sizeof(uint32_t))
+        return 0;
+    return si->max_message_bytes;
+}
+
+/*
+ * One message limit. A message longer than the core accepts would only be
+ * assembled to be refused, so max_message_bytes defaults to the core's
+ * [limits] max_message_bytes, may be set lower, and a larger value is a
+ * config error. Every key is read even after a bad one, so all mistakes
+ * are reported.
+ */
 static int read_config(tws *t) {
-    int64_t v[6];
+    int64_t v[9];
     int bad = 0, bad_ping, bad_pong;
-    bad |= cfg_int(t, "max_message_bytes", 1048576, 125, 1 << 30, &v[0]);
+    uint32_t core_max = core_max_message(t->info);
+    int64_t max_def = core_max ? core_max : 65536;
+    int bad_max = cfg_int(t, "max_message_bytes", max_def, 64, 1 << 30, &v[0]);
+    bad |= bad_max;
     bad |= cfg_int(t, "max_header_bytes", 8192, 1024, 65536, &v[1]);
     bad |= bad_ping = cfg_int(t, "ping_interval_ms", 30000, 0, 86400000, &v[2]);
     bad |= bad_pong = cfg_int(t, "pong_timeout_ms", 60000, 0, 86400000, &v[3]);
     bad |= cfg_int(t, "close_timeout_ms", 3000, 10, 600000, &v[4]);
     bad |= cfg_int(t, "handshake_timeout_ms", 10000, 100, 600000, &v[5]);
+    bad |= cfg_int(t, "message_timeout_ms", 15000, 100, 600000, &v[6]);
+    bad |= cfg_int(t, "control_frames_per_second", 20, 1, 100000, &v[7]);
+    bad |= cfg_int(t, "fd_reserve", 4, 1, 64, &v[8]);
+    if (!bad_max && core_max && v[0] > core_max) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "must not exceed [limits] max_message_bytes (%u): the core refuses longer "
+                 "messages; leave it unset to use that value",
+                 core_max);
+        t->host->config_error(t->ctx, "max_message_bytes", why);
+        bad = 1;
+    }
     /* A client that answers every ping must never look dead. */
     if (!bad_ping && !bad_pong && v[2] && v[3] && v[3] <= v[2]) {
         t->host->config_error(t->ctx, "pong_timeout_ms",
@@ -48,6 +77,9 @@ static int read_config(tws *t) {
     c->pong_timeout_ms = (uint32_t)v[3];
     c->close_timeout_ms = (uint32_t)v[4];
     c->handshake_timeout_ms = (uint32_t)v[5];
+    c->message_timeout_ms = (uint32_t)v[6];
+    c->control_frames_per_second = (uint32_t)v[7];
+    c->fd_reserve = (uint32_t)v[8];
     return 0;
 }
 
@@ -74,6 +106,21 @@ static void init_metrics(tws *t) {
                                    "bytes written to client sockets");
     t->m.sockets = h->metric_new(x, NB_METRIC_GAUGE, "nebula_ws_sockets",
                                  "client sockets open now (HTTP, WebSocket and closing)");
+    t->m.too_large = h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_messages_too_large_total",
+                                   "connections closed with 1009: message over max_message_bytes");
+    t->m.control_flood =
+        h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_control_flood_total",
+                      "connections closed with 1008: over control_frames_per_second");
+    t->m.message_timeouts =
+        h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_message_timeouts_total",
+                      "connections closed with 4002: message not completed in message_timeout_ms");
+    t->m.reserve_served =
+        h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_reserve_connections_total",
+                      "connections accepted on a reserve descriptor at the open-files limit");
+    t->m.assembly_bytes = h->metric_new(x, NB_METRIC_GAUGE, "nebula_ws_assembly_bytes",
+                                        "bytes allocated for WebSocket messages being assembled");
+    t->m.trims = h->metric_new(x, NB_METRIC_COUNTER, "nebula_ws_malloc_trims_total",
+                               "malloc_trim() calls after assembly buffers were freed");
 }
 
 static int32_t tws_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **instance) {
@@ -85,19 +132,20 @@ static int32_t tws_create(const nb_host *host, struct nb_plugin_ctx *ctx, void *
     t->host = host;
     t->ctx = ctx;
     t->lfd = -1;
-    t->spare_fd = -1;
+    t->info = host->server_info(ctx);
     if (read_config(t) != 0) {
         free(t);
         return NB_ERR_CONFIG;
     }
-    t->info = host->server_info(ctx);
     t->loop = host->loop(ctx);
     t->rbuf = malloc(TWS_RBUF_SIZE);
+    t->spare = malloc(t->cfg.fd_reserve * sizeof *t->spare);
     /* Strings copied out of one request head never outgrow the head. */
     t->scratch_len = t->cfg.max_header_bytes + 64u;
     t->scratch = malloc(t->scratch_len);
-    if (!t->rbuf || !t->scratch || !t->info || !t->loop) {
+    if (!t->rbuf || !t->scratch || !t->spare || !t->info || !t->loop) {
         host->log(ctx, NB_LOG_ERROR, "out of memory");
+        free(t->spare);
         free(t->rbuf);
         free(t->scratch);
         free(t);
@@ -149,6 +197,7 @@ static void tws_destroy(void *instance) {
     if (t->ping)
         t->host->buf_unref(t->ping);
     free(t->web_root);
+    free(t->spare);
     free(t->rbuf);
     free(t->scratch);
     free(t);

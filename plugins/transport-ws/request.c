@@ -105,7 +105,9 @@ static void serve_file(tws *t, nb_conn *c, tws_str method, tws_str path) {
         return;
     }
     uint64_t size = 0;
+    tws_fd_lock(); /* see listener.c: the descriptor reserve */
     int fd = tws_static_open(t->web_root, rel, &size);
+    tws_fd_unlock();
     if (fd < 0) {
         respond_text(c, (uint32_t)-fd, NULL, NULL, head_only);
         return;
@@ -255,8 +257,17 @@ static int handle(tws *t, nb_conn *c, const tws_http_req *req, const uint8_t *re
         respond_text(c, 400, NULL, NULL, 0);
         return 0;
     }
-    if (tws_is_upgrade(req))
+    /* On a reserve descriptor (listener.c) only the core's endpoints are
+     * served: they answer without another descriptor, and a health check
+     * must get through at the open-files limit. */
+    static const char busy[] = "out of file descriptors: try again later";
+    if (tws_is_upgrade(req)) {
+        if (c->reserved) {
+            respond_text(c, 503, busy, NULL, 0);
+            return 0;
+        }
         return upgrade(t, c, req, path, query, rest, rest_len);
+    }
 
     int get_or_head = (req->method.len == 3 && memcmp(req->method.p, "GET", 3) == 0) ||
                       (req->method.len == 4 && memcmp(req->method.p, "HEAD", 4) == 0);
@@ -294,6 +305,10 @@ static int handle(tws *t, nb_conn *c, const tws_http_req *req, const uint8_t *re
         t->host->buf_unref(resp.body);
     if (rc != NB_ERR_AGAIN) {
         respond_text(c, 500, NULL, NULL, head_only);
+        return 0;
+    }
+    if (c->reserved) {
+        respond_text(c, 503, busy, NULL, head_only);
         return 0;
     }
     serve_file(t, c, req->method, path);

@@ -37,6 +37,16 @@
 /* The timeout walk over every connection is spread over this many ticks
  * (conn.c, tick_cb). */
 #define TWS_SWEEP_SLICES 16u
+/* A connection accepted into the descriptor reserve must finish its
+ * request within this (listener.c). */
+#define TWS_RESERVE_DEADLINE_MS 2000
+/* The first allocation of a message's assembly buffer (ws.c). */
+#define TWS_MSG_MIN_CAP 256u
+/* How far the instance's assembly bytes must have fallen from their peak
+ * since the last malloc_trim() for it to trim again, and how often at
+ * most (ws.c, tws_maybe_trim). */
+#define TWS_TRIM_AFTER_BYTES ((uint64_t)1024 * 1024)
+#define TWS_TRIM_EVERY_MS 1000
 
 typedef struct tws_config {
     uint64_t max_message_bytes;
@@ -45,6 +55,9 @@ typedef struct tws_config {
     uint32_t pong_timeout_ms;
     uint32_t close_timeout_ms;
     uint32_t handshake_timeout_ms;
+    uint32_t message_timeout_ms;
+    uint32_t control_frames_per_second;
+    uint32_t fd_reserve;
 } tws_config;
 
 /* Connection states. */
@@ -58,6 +71,10 @@ typedef struct tws_config {
 typedef struct tws_rx {
     tws_scan scan;
     wslay_event_context_ptr ws; /* NULL until wslay has bytes to read */
+    int64_t started_ms;         /* when the stream stopped being between messages */
+    uint8_t *msg;               /* the data message being assembled (wslay does not buffer) */
+    uint32_t msg_len, msg_cap;
+    uint8_t in_data; /* the frame wslay is reading belongs to msg */
 } tws_rx;
 
 typedef struct tws tws;
@@ -77,17 +94,20 @@ struct nb_conn {
     tws_rx *rx;
     uint8_t *hbuf; /* a request head that arrived in pieces */
     uint32_t hlen;
-    int64_t last_rx_ms;   /* last bytes from the peer */
-    int64_t last_ping_ms; /* last ping we sent */
-    int64_t deadline_ms;  /* HTTP, CLOSING, LINGER: when to give up */
-    uint16_t close_code;  /* the close code we sent, once close_sent */
-    uint16_t rx_fail;     /* a close code our own checks chose mid-read */
+    int64_t last_rx_ms;    /* last bytes from the peer */
+    int64_t last_ping_ms;  /* last ping we sent */
+    int64_t deadline_ms;   /* HTTP, CLOSING, LINGER: when to give up */
+    int64_t ctl_window_ms; /* start of the second control frames are counted in */
+    uint32_t ctl_count;    /* pings and pongs received in that second */
+    uint16_t close_code;   /* the close code we sent, once close_sent */
+    uint16_t rx_fail;      /* a close code our own checks chose mid-read */
     uint8_t state;
     uint8_t dirty;
     uint8_t close_sent; /* a close frame is queued: nothing may follow it */
     uint8_t shut_wr;
     uint8_t want_write;
     uint8_t peer_eof;
+    uint8_t reserved; /* accepted on a reserve descriptor: HTTP endpoints only */
 };
 
 struct tws {
@@ -101,7 +121,8 @@ struct tws {
 
     /* listener.c */
     int lfd;
-    int spare_fd;
+    int *spare;       /* the descriptor reserve: /dev/null, cfg.fd_reserve of them */
+    uint32_t n_spare; /* open now */
     ev_io accept_w;
     ev_timer accept_pause;
     int64_t emfile_logged_ms;
@@ -128,10 +149,14 @@ struct tws {
     size_t feed_len[2];
     wslay_event_context_ptr pool[TWS_WSLAY_POOL];
     uint32_t n_pool;
+    uint64_t asm_held; /* bytes of this instance's assembly buffers */
+    uint64_t asm_peak; /* their highest since the last malloc_trim */
+    int64_t last_trim_ms;
 
     struct {
         struct nb_metric *accepted, *refused, *upgrades, *http_requests, *protocol_errors,
-            *heartbeat_timeouts, *bytes_in, *bytes_out, *sockets;
+            *heartbeat_timeouts, *bytes_in, *bytes_out, *sockets, *too_large, *control_flood,
+            *message_timeouts, *reserve_served, *assembly_bytes, *trims;
     } m;
 };
 
@@ -169,8 +194,21 @@ void tws_ws_pool_free(tws *t);
 int64_t tws_ws_send(struct nb_conn *c, nb_buf *frame);
 void tws_ws_close(struct nb_conn *c, uint32_t code, const char *reason);
 
+/* Give back the heap after assembly buffers were freed (glibc only). */
+void tws_maybe_trim(tws *t);
+
 /* ---- listener.c */
 int tws_listen_start(tws *t);
 void tws_listen_stop(tws *t);
+/* Every descriptor the transport creates (accept, static files) is made
+ * under this process-wide lock, so that the moment a reserve descriptor
+ * is closed to make room, no other thread of ours takes the slot. */
+void tws_fd_lock(void);
+void tws_fd_unlock(void);
+/* Close a connection's socket; one on a reserve descriptor goes back to
+ * the reserve. */
+void tws_fd_close(tws *t, nb_conn *c);
+/* Reopen reserve descriptors lost to other code's open() (from the tick). */
+void tws_fd_refill(tws *t);
 
 #endif

@@ -12,6 +12,18 @@
  * messages both go back — the context, still clean, to a small per-thread
  * pool for the next busy connection. An idle connection holds neither.
  *
+ * Memory of a message being assembled. wslay runs without buffering
+ * (wslay_event_config_set_no_buffering): left to itself it would allocate
+ * the whole length a frame header declares, and ~96 bytes of bookkeeping
+ * per fragment. Instead its chunk callback appends the unmasked payload to
+ * one buffer per connection (tws_rx.msg) that doubles as bytes arrive, up
+ * to max_message_bytes, which the scanner enforces over all fragments. So
+ * the memory of an unfinished message is at most what the peer really
+ * sent, times two, and never more than max_message_bytes, however it is
+ * fragmented; message_timeout_ms bounds how long it may be held
+ * (conn.c). The buffer is freed with the receive state at the next message
+ * boundary, and tws_maybe_trim gives the heap back after a spike.
+ *
  * Output never goes through wslay's queue (wslay_event_queue_msg copies
  * the payload for every call): frames from the core are queued as they
  * are, by reference. The only frames wslay writes are its pongs and the
@@ -24,6 +36,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* ---- wslay callbacks: user_data is the instance, t->cur the conn ---- */
 
@@ -64,6 +79,56 @@ static ssize_t send_cb(wslay_event_context_ptr ws, const uint8_t *data, size_t l
     return (ssize_t)len;
 }
 
+static void frame_start_cb(wslay_event_context_ptr ws,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user) {
+    (void)ws;
+    tws *t = user;
+    /* wslay refuses an orphan continuation before calling this. */
+    t->cur->rx->in_data = arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME ||
+                          arg->opcode == WSLAY_CONTINUATION_FRAME;
+}
+
+/* Grow the assembly buffer to hold `need` bytes: doubling, never past
+ * max_message_bytes (the scanner has already refused anything longer). */
+static int msg_reserve(tws *t, tws_rx *rx, uint64_t need) {
+    if (need <= rx->msg_cap)
+        return 0;
+    uint64_t max = t->cfg.max_message_bytes;
+    uint64_t cap = rx->msg_cap ? rx->msg_cap : TWS_MSG_MIN_CAP;
+    while (cap < need)
+        cap *= 2;
+    if (cap > max)
+        cap = need > max ? need : max;
+    if (cap > UINT32_MAX)
+        return -1;
+    uint8_t *m = realloc(rx->msg, (size_t)cap);
+    if (!m)
+        return -1;
+    t->host->metric_add(t->m.assembly_bytes, (int64_t)(cap - rx->msg_cap));
+    t->asm_held += cap - rx->msg_cap;
+    if (t->asm_held > t->asm_peak)
+        t->asm_peak = t->asm_held;
+    rx->msg = m;
+    rx->msg_cap = (uint32_t)cap;
+    return 0;
+}
+
+static void chunk_cb(wslay_event_context_ptr ws,
+                     const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user) {
+    tws *t = user;
+    nb_conn *c = t->cur;
+    tws_rx *rx = c->rx;
+    if (!rx->in_data || !arg->data_length || c->rx_fail)
+        return;
+    if (msg_reserve(t, rx, (uint64_t)rx->msg_len + arg->data_length) != 0) {
+        c->rx_fail = 1011;
+        wslay_event_shutdown_read(ws);
+        return;
+    }
+    memcpy(rx->msg + rx->msg_len, arg->data, arg->data_length);
+    rx->msg_len += (uint32_t)arg->data_length;
+}
+
 static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
                    void *user) {
     tws *t = user;
@@ -75,18 +140,47 @@ static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
         kind = NB_FRAME_BINARY;
     else
         return; /* ping (wslay queued the pong) or pong: the read itself was the sign of life */
+    tws_rx *rx = c->rx;
+    const uint8_t *msg = rx->msg ? rx->msg : (const uint8_t *)"";
+    uint32_t len = rx->msg_len;
+    rx->msg_len = 0; /* the buffer serves the next message */
     /* After a close (ours or the core's) data is no longer delivered. */
     if (c->state != TWS_OPEN || !c->session || c->rx_fail)
         return;
-    const uint8_t *msg = arg->msg ? arg->msg : (const uint8_t *)"";
     /* wslay checks UTF-8 as bytes arrive; checking the whole message again
      * costs little and does not depend on it. */
-    if (kind == NB_FRAME_TEXT && !tws_utf8_valid(msg, arg->msg_length)) {
+    if (kind == NB_FRAME_TEXT && !tws_utf8_valid(msg, len)) {
         c->rx_fail = 1007;
         wslay_event_shutdown_read(ws);
         return;
     }
-    t->host->conn_message(c->session, kind, msg, (uint32_t)arg->msg_length);
+    t->host->conn_message(c->session, kind, msg, len);
+}
+
+/*
+ * glibc keeps freed memory in its arenas: after a spike of large or
+ * unfinished messages, RSS would stay at the peak. So once the assembly
+ * buffers held by this instance have fallen TWS_TRIM_AFTER_BYTES below
+ * their peak since the last trim, the free pages are given back — at most
+ * once per TWS_TRIM_EVERY_MS. It is keyed on the fall from a peak, not on
+ * bytes freed, because malloc_trim walks the whole heap (~1.3 ms per
+ * 100 MB, plus ~1.2 ms per MB it releases): steady traffic of small
+ * messages frees a lot over time but never builds a peak to give back.
+ */
+void tws_maybe_trim(tws *t) {
+#ifdef __GLIBC__
+    if (t->asm_peak - t->asm_held < TWS_TRIM_AFTER_BYTES)
+        return;
+    int64_t now = tws_now_ms(t);
+    if (now - t->last_trim_ms < TWS_TRIM_EVERY_MS)
+        return;
+    t->asm_peak = t->asm_held;
+    t->last_trim_ms = now;
+    malloc_trim(0);
+    t->host->metric_add(t->m.trims, 1);
+#else
+    (void)t;
+#endif
 }
 
 /* ---- the context pool ----------------------------------------------- */
@@ -98,11 +192,14 @@ static wslay_event_context_ptr ws_take(tws *t) {
         .recv_callback = recv_cb,
         .send_callback = send_cb,
         .on_msg_recv_callback = msg_cb,
+        .on_frame_recv_start_callback = frame_start_cb,
+        .on_frame_recv_chunk_callback = chunk_cb,
     };
     wslay_event_context_ptr ws = NULL;
     if (wslay_event_context_server_init(&ws, &callbacks, t) != 0)
         return NULL;
     wslay_event_config_set_max_recv_msg_length(ws, t->cfg.max_message_bytes);
+    wslay_event_config_set_no_buffering(ws, 1); /* data is assembled in tws_rx.msg */
     return ws;
 }
 
@@ -127,8 +224,14 @@ void tws_ws_release(nb_conn *c) {
     tws_rx *rx = c->rx;
     if (!rx)
         return;
+    tws *t = c->t;
     if (rx->ws)
-        ws_give(c->t, rx->ws, tws_scan_idle(&rx->scan));
+        ws_give(t, rx->ws, tws_scan_idle(&rx->scan));
+    if (rx->msg) {
+        t->host->metric_add(t->m.assembly_bytes, -(int64_t)rx->msg_cap);
+        t->asm_held -= rx->msg_cap;
+        free(rx->msg);
+    }
     free(rx);
     c->rx = NULL;
 }
@@ -154,6 +257,10 @@ static int fail(nb_conn *c, uint32_t code, const char *why) {
     tws *t = c->t;
     if (code != 1011)
         t->host->metric_add(t->m.protocol_errors, 1);
+    if (code == 1008)
+        t->host->metric_add(t->m.control_flood, 1);
+    else if (code == 1009)
+        t->host->metric_add(t->m.too_large, 1);
     t->host->log(t->ctx, NB_LOG_DEBUG, "closing a connection with %u: %s", code, why);
     tws_ws_queue_close(c, code, why);
     tws_conn_detach(c, c->close_code);
@@ -191,13 +298,30 @@ int tws_ws_input(tws *t, nb_conn *c, const uint8_t *p, size_t n) {
         if (!rx)
             return fail(c, 1011, "out of memory");
         rx->scan.max_message = t->cfg.max_message_bytes;
+        rx->started_ms = tws_now_ms(t);
         c->rx = rx;
+    }
+    /* Pings and pongs: at most control_frames_per_second in each second
+     * (a window that starts with the first one). Answering a ping costs a
+     * pong, so a client that pings in a loop would otherwise get CPU for
+     * free; it is closed with 1008 instead. */
+    uint32_t ctl_max = t->cfg.control_frames_per_second;
+    if (ctl_max) {
+        int64_t now = tws_now_ms(t);
+        if (now - c->ctl_window_ms >= 1000) {
+            c->ctl_window_ms = now;
+            c->ctl_count = 0;
+        }
+        rx->scan.ctl_limited = 1;
+        rx->scan.ctl_left = ctl_max - c->ctl_count;
     }
     /* Once we have sent a close, frames are only skipped, looking for the
      * peer's close; wslay is no longer involved. */
     int pass = c->state == TWS_OPEN;
     tws_scan_result r;
     tws_scan_run(&rx->scan, p, n, pass, &r);
+    if (ctl_max)
+        c->ctl_count = ctl_max - rx->scan.ctl_left;
     if (r.prefix_len || r.pass_end) {
         if (!rx->ws && !(rx->ws = ws_take(t)))
             return fail(c, 1011, "out of memory");
@@ -221,7 +345,8 @@ int tws_ws_input(tws *t, nb_conn *c, const uint8_t *p, size_t n) {
             return fail(c, c->close_code, "refused by wslay");
         }
         if (c->rx_fail)
-            return fail(c, c->rx_fail, "invalid UTF-8 in a text message");
+            return fail(c, c->rx_fail,
+                        c->rx_fail == 1007 ? "invalid UTF-8 in a text message" : "out of memory");
     }
     if (r.status == TWS_SCAN_ERROR)
         return fail(c, rx->scan.error_code, rx->scan.error);

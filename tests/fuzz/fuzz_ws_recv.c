@@ -10,16 +10,19 @@
  * must hold nothing of this one. Each time that happens, a fresh client's
  * text frame is fed to the context and must come out as exactly that one
  * message. Also: while wslay still reads, it takes every byte it is
- * handed.
+ * handed; and, as in ws.c, wslay runs without buffering and data is
+ * assembled in one growing buffer, which never holds more than
+ * max_message_bytes however the message is fragmented.
  *
  * Input layout as in fuzz_frame_scan.c: byte 0 picks max_message_bytes
- * (bits 0-1; the transport's range starts at 125) and how many read
- * lengths follow (bits 2-4); byte 1 is unused here; then the lengths, then
- * the stream.
+ * (bits 0-1) and how many read lengths follow (bits 2-4); byte 1 sets the
+ * scanner's control-frame budget (bit 0: counted at all, bits 1-7: how
+ * many); then the lengths, then the stream.
  */
 #include "frame.h"
 #include "fuzz.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <wslay/wslay.h>
 
@@ -31,6 +34,10 @@ typedef struct feeder {
     uint8_t last[16];     /* its first bytes */
     size_t last_len;
     int rx_fail; /* a text message was not UTF-8: read shut down, as ws.c does */
+    uint64_t max_message;
+    uint8_t *msg; /* the message being assembled (tws_rx.msg) */
+    size_t msg_len, msg_cap;
+    int in_data;
 } feeder;
 
 static ssize_t recv_cb(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int flags,
@@ -58,23 +65,57 @@ static ssize_t send_cb(wslay_event_context_ptr ws, const uint8_t *data, size_t l
     return (ssize_t)len; /* pongs and wslay's close frames: not looked at */
 }
 
+static void start_cb(wslay_event_context_ptr ws,
+                     const struct wslay_event_on_frame_recv_start_arg *arg, void *user) {
+    (void)ws;
+    feeder *f = user;
+    f->in_data = arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME ||
+                 arg->opcode == WSLAY_CONTINUATION_FRAME;
+}
+
+static void chunk_cb(wslay_event_context_ptr ws,
+                     const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user) {
+    (void)ws;
+    feeder *f = user;
+    if (!f->in_data || !arg->data_length)
+        return;
+    size_t need = f->msg_len + arg->data_length;
+    /* The scanner refused every message longer than the limit. */
+    FUZZ_CHECK(need <= f->max_message);
+    if (need > f->msg_cap) {
+        size_t cap = f->msg_cap ? f->msg_cap : 256;
+        while (cap < need)
+            cap *= 2;
+        if (cap > f->max_message)
+            cap = f->max_message;
+        uint8_t *m = realloc(f->msg, cap);
+        FUZZ_CHECK(m != NULL);
+        f->msg = m;
+        f->msg_cap = cap;
+    }
+    memcpy(f->msg + f->msg_len, arg->data, arg->data_length);
+    f->msg_len = need;
+}
+
 static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
                    void *user) {
     feeder *f = user;
     if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
         return;
+    const uint8_t *msg = f->msg ? f->msg : (const uint8_t *)"";
+    size_t len = f->msg_len;
+    f->msg_len = 0;
     if (f->rx_fail)
         return;
-    const uint8_t *msg = arg->msg ? arg->msg : (const uint8_t *)"";
-    if (arg->opcode == WSLAY_TEXT_FRAME && !tws_utf8_valid(msg, arg->msg_length)) {
+    if (arg->opcode == WSLAY_TEXT_FRAME && !tws_utf8_valid(msg, len)) {
         f->rx_fail = 1;
         wslay_event_shutdown_read(ws);
         return;
     }
     f->messages++;
     f->last_opcode = arg->opcode;
-    f->last_len = arg->msg_length;
-    memcpy(f->last, msg, arg->msg_length < sizeof f->last ? arg->msg_length : sizeof f->last);
+    f->last_len = len;
+    memcpy(f->last, msg, len < sizeof f->last ? len : sizeof f->last);
 }
 
 static wslay_event_context_ptr take(feeder *f, uint64_t max_message) {
@@ -82,10 +123,13 @@ static wslay_event_context_ptr take(feeder *f, uint64_t max_message) {
         .recv_callback = recv_cb,
         .send_callback = send_cb,
         .on_msg_recv_callback = msg_cb,
+        .on_frame_recv_start_callback = start_cb,
+        .on_frame_recv_chunk_callback = chunk_cb,
     };
     wslay_event_context_ptr ws = NULL;
     FUZZ_CHECK(wslay_event_context_server_init(&ws, &callbacks, f) == 0);
     wslay_event_config_set_max_recv_msg_length(ws, max_message);
+    wslay_event_config_set_no_buffering(ws, 1);
     return ws;
 }
 
@@ -122,9 +166,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     feeder f;
     memset(&f, 0, sizeof f);
+    f.max_message = max_message;
     tws_scan s;
     memset(&s, 0, sizeof s);
     s.max_message = max_message;
+    s.ctl_limited = data[1] & 1u;
+    s.ctl_left = data[1] >> 1;
     wslay_event_context_ptr ws = NULL;     /* the connection's */
     wslay_event_context_ptr pooled = NULL; /* given back, clean */
     uint8_t *chunk;
@@ -169,5 +216,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         wslay_event_context_free(ws);
     if (pooled)
         wslay_event_context_free(pooled);
+    free(f.msg);
     return 0;
 }

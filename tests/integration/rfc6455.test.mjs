@@ -8,14 +8,14 @@ import net from 'node:net';
 import crypto from 'node:crypto';
 import { startServer } from '../lib/server.mjs';
 
-const MAX_MESSAGE = 200000; // [transport-ws] max_message_bytes for this server
+const MAX_MESSAGE = 200000; // [limits] max_message_bytes, which the transport takes as its own
 let srv;
 let seq = 0;
 
 before(async () => {
   srv = await startServer({
-    limits: { messages_per_second: 0, max_errors: 100000, max_message_bytes: 131072 },
-    extra: `[transport-ws]\nmax_message_bytes = ${MAX_MESSAGE}\nclose_timeout_ms = 1000\n`,
+    limits: { messages_per_second: 0, max_errors: 100000, max_message_bytes: MAX_MESSAGE },
+    extra: '[transport-ws]\nclose_timeout_ms = 1000\n',
   });
 });
 

@@ -681,6 +681,36 @@ static void test_scan_errors(void) {
     CU_ASSERT_EQUAL(scan_one(buf, n, &s), TWS_SCAN_MORE);
 }
 
+static void test_scan_control_budget(void) {
+    uint8_t buf[512];
+    tws_scan s;
+    memset(&s, 0, sizeof s);
+    s.ctl_limited = 1;
+    s.ctl_left = 2;
+    tws_scan_result r;
+    /* ping, pong, then a text frame: within the budget of two. */
+    size_t n = client_frame(buf, 0x89, (const uint8_t *)"a", 1);
+    n += client_frame(buf + n, 0x8A, (const uint8_t *)"b", 1);
+    n += client_frame(buf + n, 0x81, (const uint8_t *)"hi", 2);
+    tws_scan_run(&s, buf, n, 1, &r);
+    CU_ASSERT_EQUAL(r.status, TWS_SCAN_MORE);
+    CU_ASSERT_EQUAL(s.ctl_left, 0);
+    /* A third is refused with 1008 before it is passed on. */
+    size_t m = client_frame(buf, 0x81, (const uint8_t *)"ok", 2);
+    size_t ping = client_frame(buf + m, 0x89, (const uint8_t *)"c", 1);
+    tws_scan_run(&s, buf, m + ping, 1, &r);
+    CU_ASSERT_EQUAL(r.status, TWS_SCAN_ERROR);
+    CU_ASSERT_EQUAL(s.error_code, 1008);
+    CU_ASSERT_EQUAL(r.pass_end, m);
+    /* Close frames are not counted; without ctl_limited nothing is. */
+    memset(&s, 0, sizeof s);
+    n = 0;
+    for (int i = 0; i < 20; i++)
+        n += client_frame(buf + n, 0x89, (const uint8_t *)"p", 1);
+    tws_scan_run(&s, buf, n, 1, &r);
+    CU_ASSERT_EQUAL(r.status, TWS_SCAN_MORE);
+}
+
 static void test_scan_limit(void) {
     uint8_t buf[512], data[200];
     memset(data, 'z', sizeof data);
@@ -767,6 +797,7 @@ int main(void) {
     CU_add_test(ws, "scanner: one byte at a time", test_scan_bytewise);
     CU_add_test(ws, "scanner: header errors", test_scan_errors);
     CU_add_test(ws, "scanner: message size limit", test_scan_limit);
+    CU_add_test(ws, "scanner: control-frame budget", test_scan_control_budget);
     CU_add_test(ws, "scanner: skipping while closing", test_scan_skip);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
