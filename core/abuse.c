@@ -6,7 +6,6 @@
 #include "clock.h"
 #include "closecodes.h"
 #include "log.h"
-#include "worker.h"
 
 #include <stdio.h>
 #include <string.h>

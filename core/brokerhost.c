@@ -9,13 +9,11 @@
  */
 #include "brokerhost.h"
 
-#include "host.h"
 #include "hub.h"
 #include "log.h"
 #include "mailbox.h"
 #include "pipeline.h"
 #include "room.h"
-#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,19 +26,16 @@ struct nb_brokerhost {
     const nb_broker_vtable *vt;
     int created;
     int started;
-    uint32_t flags;
-    atomic_int up;
     nb_mailbox mailbox;
 };
 
-nb_brokerhost *brokerhost_new(nb_server *srv, const char *name) {
+nb_brokerhost *brokerhost_new(nb_server *srv, const char *name, const nb_host *host) {
     nb_brokerhost *bh = calloc(1, sizeof *bh);
     if (!bh) {
         log_error("out of memory");
         return NULL;
     }
     bh->srv = srv;
-    atomic_init(&bh->up, 0);
     char err[1024];
     if (loader_open(srv->settings.plugin_dir, name, NB_KIND_BROKER, &bh->plugin, err, sizeof err) !=
         0) {
@@ -52,7 +47,7 @@ nb_brokerhost *brokerhost_new(nb_server *srv, const char *name) {
              bh->plugin.desc.version ? bh->plugin.desc.version : "", bh->plugin.path);
     bh->vt = &bh->plugin.vt.broker;
     bh->ctx = (struct nb_plugin_ctx){.server = srv, .plugin = &bh->plugin, .loop = srv->main_loop};
-    int32_t rc = bh->plugin.desc.create(host_table(), &bh->ctx, &bh->ctx.instance);
+    int32_t rc = bh->plugin.desc.create(host, &bh->ctx, &bh->ctx.instance);
     if (rc != NB_OK || !bh->ctx.instance) {
         log_error("%s: refused: create() failed with code %d (the plugin logs its reason, or "
                   "reports it with the config's mistakes)",
@@ -223,12 +218,15 @@ int brokerhost_start(nb_brokerhost *bh) {
     nb_server *srv = bh->srv;
     mailbox_init(&bh->mailbox, srv->main_loop, srv->settings.main_mailbox_events, on_wake, bh);
     mailbox_start(&bh->mailbox);
+    srv->main_mb = &bh->mailbox;
     uint32_t flags = 0;
     if (bh->vt->start(bh->ctx.instance, &flags) != NB_OK) {
         log_error("%s: start() failed; see the message above", bh->plugin.path);
         return -1;
     }
-    bh->flags = flags;
+    srv->broker_flags = flags;
+    srv->broker_presence = bh->vt->presence != NULL;
+    srv->broker_load = bh->vt->load != NULL;
     bh->started = 1;
     metrics_set(srv->m.broker_up, 0);
     log_info("broker %s started%s", bh->plugin.desc.name,
@@ -242,7 +240,7 @@ void brokerhost_stop(nb_brokerhost *bh) {
     on_wake(bh->srv->main_loop, &bh->mailbox.wake, 0); /* what is still queued */
     bh->vt->stop(bh->ctx.instance);
     bh->started = 0;
-    atomic_store(&bh->up, 0);
+    atomic_store(&bh->srv->broker_up, 0);
 }
 
 void brokerhost_free(nb_brokerhost *bh) {
@@ -256,51 +254,6 @@ void brokerhost_free(nb_brokerhost *bh) {
     free(bh);
 }
 
-int brokerhost_post(nb_brokerhost *bh, nb_event *ev) {
-    return mailbox_post(&bh->mailbox, ev);
-}
-
-void brokerhost_wake(nb_brokerhost *bh) {
-    mailbox_wake(&bh->mailbox);
-}
-
-int brokerhost_up(const nb_brokerhost *bh) {
-    return bh && atomic_load(&bh->up);
-}
-
-int brokerhost_sequences(const nb_brokerhost *bh) {
-    return bh && (bh->flags & NB_BROKER_F_SEQUENCES);
-}
-
-int brokerhost_owns_presence(const nb_brokerhost *bh) {
-    return bh && (bh->flags & NB_BROKER_F_PRESENCE) && bh->vt->presence && atomic_load(&bh->up);
-}
-
-int brokerhost_can_load(const nb_brokerhost *bh) {
-    return bh && (bh->flags & NB_BROKER_F_HISTORY) && bh->vt->load && atomic_load(&bh->up);
-}
-
-static void post_room(struct nb_poster *p, nb_room *room, uint32_t type) {
-    nb_event ev = {.type = type, .room = room};
-    room_ref(room);
-    if (brokerhost_post(p->srv->broker, &ev) < 0) {
-        metrics_add(p->srv->m.mailbox_refused, 1);
-        room_unref(room);
-        log_warn("broker: could not queue a %s of room %s (main mailbox full)",
-                 type == NB_EV_SUBSCRIBE ? "subscribe" : "unsubscribe", room->name);
-        return;
-    }
-    p->wake_main = 1;
-}
-
-void brokerhost_subscribe_locked(struct nb_poster *p, nb_room *room) {
-    post_room(p, room, NB_EV_SUBSCRIBE);
-}
-
-void brokerhost_unsubscribe_locked(struct nb_poster *p, nb_room *room) {
-    post_room(p, room, NB_EV_UNSUBSCRIBE);
-}
-
 static void resubscribe(nb_room *room, void *user) {
     nb_brokerhost *bh = user;
     room_ref(room);
@@ -311,7 +264,7 @@ static void resubscribe(nb_room *room, void *user) {
 
 void brokerhost_status(nb_brokerhost *bh, uint32_t up, const char *why) {
     int now = up != 0;
-    if (atomic_exchange(&bh->up, now) == now)
+    if (atomic_exchange(&bh->srv->broker_up, now) == now)
         return;
     metrics_set(bh->srv->m.broker_up, now);
     if (now) {

@@ -4,7 +4,6 @@
 #include "membership.h"
 #include "room.h"
 #include "session.h"
-#include "worker.h"
 
 void deliver_event(nb_worker *w, nb_event *ev) {
     nb_room *room = ev->room;
@@ -18,7 +17,7 @@ void deliver_event(nb_worker *w, nb_event *ev) {
     }
     if (ev->op == NB_OP_NONE)
         return;
-    nb_session *s = worker_session_find(w, ev->who);
+    nb_session *s = session_find(w, ev->who);
     if (!s)
         return; /* gone meanwhile; its close took care of the room */
     if (ev->op == NB_OP_JOIN)
@@ -28,7 +27,7 @@ void deliver_event(nb_worker *w, nb_event *ev) {
 }
 
 void deliver_session_error(nb_worker *w, nb_event *ev) {
-    nb_session *s = worker_session_find(w, ev->who);
+    nb_session *s = session_find(w, ev->who);
     if (!s)
         return;
     nb_str room = {ev->room->name, ev->room->name_len, 0};

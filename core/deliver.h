@@ -6,8 +6,7 @@
 #ifndef NEBULA_CORE_DELIVER_H
 #define NEBULA_CORE_DELIVER_H
 
-#include "event.h"
-#include "server.h"
+#include "context.h"
 
 /* An NB_EV_DELIVER: the frames to every local member; then, for NB_OP_JOIN,
  * the joiner gets its history and its own join event and becomes a member;

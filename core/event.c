@@ -5,15 +5,6 @@
 
 #include <stdlib.h>
 
-void history_free(nb_history *h) {
-    if (!h)
-        return;
-    for (uint32_t i = 0; i < h->n; i++)
-        record_unref(h->items[i]);
-    free(h->items);
-    free(h);
-}
-
 void event_release(nb_event *ev) {
     for (uint32_t c = 0; c < NB_MAX_CODECS; c++)
         buf_unref(ev->frames[c]);

@@ -9,35 +9,12 @@
 
 #include "record.h"
 #include "settings.h"
+#include "sref.h"
 
 #include <nebula/buf.h>
 #include <stdint.h>
 
 typedef struct nb_room nb_room;
-
-/* A session named from another thread: its worker, and a slot and
- * generation in that worker's session table, so the session may have gone
- * by the time the event arrives (the lookup then finds nothing). */
-typedef struct nb_sref {
-    uint32_t worker;
-    uint32_t slot;
-    uint32_t gen; /* 0 = no session */
-} nb_sref;
-
-/* What a joiner gets before its own join event: the room's messages it
- * has not seen, oldest first, and how complete they are. */
-typedef struct nb_history {
-    nb_record **items; /* one reference each */
-    uint32_t n;
-    uint32_t incomplete; /* messages after `since` were no longer all there */
-    char epoch[64];
-    /* With a store whose echo waits for the disk, the writer takes the
-     * snapshot from the ring when it delivers the join (fill = 1), so it
-     * holds exactly what was delivered before it. */
-    uint32_t fill;
-    uint32_t has_since;
-    uint64_t since;
-} nb_history;
 
 /* Event types. */
 #define NB_EV_DELIVER 1u       /* worker: a room event's frames (op below) */
@@ -74,5 +51,4 @@ typedef struct nb_event {
 
 /* Drop every reference the event holds and free what it owns. */
 void event_release(nb_event *ev);
-void history_free(nb_history *h);
 #endif

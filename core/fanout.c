@@ -1,7 +1,6 @@
 #include "fanout.h"
 
 #include "log.h"
-#include "worker.h"
 
 nb_buf *fanout_frame(nb_server *srv, uint32_t c, const nb_msg *msg) {
     nb_codec_slot *slot = &srv->codecs[c];

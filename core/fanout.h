@@ -6,7 +6,7 @@
 #ifndef NEBULA_CORE_FANOUT_H
 #define NEBULA_CORE_FANOUT_H
 
-#include "server.h"
+#include "context.h"
 
 #include <nebula/msg.h>
 

@@ -9,13 +9,13 @@
 #include "buf.h"
 #include "clock.h"
 #include "config.h"
+#include "connection.h"
+#include "endpoints.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
-#include "server.h"
-#include "session.h"
+#include "session_input.h"
 #include "settings.h"
-#include "worker.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -124,7 +124,7 @@ static struct nb_metric *host_metric_new(struct nb_plugin_ctx *ctx, uint32_t typ
 
 static int32_t host_http_request(struct nb_plugin_ctx *ctx, const nb_http_request *req,
                                  nb_http_response *resp) {
-    return server_http_request(ctx->server, req, resp);
+    return endpoints_http_request(ctx->server, req, resp);
 }
 
 static void host_broker_deliver(struct nb_plugin_ctx *ctx, const nb_msg *msg) {

@@ -15,7 +15,6 @@
 #include "abuse.h"
 #include "closecodes.h"
 #include "pipeline.h"
-#include "worker.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,14 +1,11 @@
 #include "pipeline.h"
 
-#include "brokerhost.h"
 #include "buf.h"
 #include "clock.h"
 #include "fanout.h"
 #include "hub.h"
 #include "log.h"
 #include "mailbox.h"
-#include "worker.h"
-#include "writer.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,12 +26,12 @@ void poster_flush(nb_poster *p) {
         if ((mask & 1) && (!p->self || i != p->self->index))
             mailbox_wake(&srv->workers[i].mailbox);
     if (p->wake_writer)
-        writer_wake(srv->writer);
+        mailbox_wake(srv->writer_mb);
     if (p->wake_main)
-        brokerhost_wake(srv->broker);
+        mailbox_wake(srv->main_mb);
     p->wake_writer = p->wake_main = 0;
     if (p->self)
-        worker_drain(p->self);
+        p->self->drain(p->self);
 }
 
 static nb_str str_of(const char *p, uint32_t len) {
@@ -84,7 +81,7 @@ static void post_deliver(nb_poster *p, uint32_t w, nb_room *room, nb_event *ev) 
 }
 
 static int post_writer(nb_poster *p, nb_event *ev) {
-    if (writer_post(p->srv->writer, ev) < 0) {
+    if (mailbox_post(p->srv->writer_mb, ev) < 0) {
         metrics_add(p->srv->m.mailbox_refused, 1);
         return -1;
     }
@@ -93,12 +90,23 @@ static int post_writer(nb_poster *p, nb_event *ev) {
 }
 
 static int post_main(nb_poster *p, nb_event *ev) {
-    if (brokerhost_post(p->srv->broker, ev) < 0) {
+    if (mailbox_post(p->srv->main_mb, ev) < 0) {
         metrics_add(p->srv->m.mailbox_refused, 1);
         return -1;
     }
     p->wake_main = 1;
     return 0;
+}
+
+/* A room's first local member arrived, or its last left: (un)subscribe. */
+static void post_room(nb_poster *p, nb_room *room, uint32_t type) {
+    nb_event ev = {.type = type, .room = room};
+    room_ref(room);
+    if (post_main(p, &ev) < 0) {
+        room_unref(room);
+        log_warn("broker: could not queue a %s of room %s (main mailbox full)",
+                 type == NB_EV_SUBSCRIBE ? "subscribe" : "unsubscribe", room->name);
+    }
 }
 
 static nb_sref no_session(void) {
@@ -188,26 +196,51 @@ static int emit_locked(nb_poster *p, nb_room *room, const nb_msg *m, uint32_t op
 }
 
 /* Does a store or the broker hold history beyond the ring? */
-static int has_history_source(const nb_server *srv) {
-    return srv->writer || (srv->broker && brokerhost_can_load(srv->broker));
+static int has_history_source(nb_server *srv) {
+    return srv->writer || (srv->broker && context_broker_load(srv));
 }
 
 static int post_load(nb_poster *p, nb_room *room, int has_since, uint64_t since) {
     nb_event ev = {.type = NB_EV_LOAD, .room = room, .seq = since, .flags = has_since ? 1u : 0u};
     room_ref(room);
-    int rc = p->srv->broker && brokerhost_can_load(p->srv->broker) ? post_main(p, &ev)
-                                                                   : post_writer(p, &ev);
+    int rc = context_broker_load(p->srv) ? post_main(p, &ev) : post_writer(p, &ev);
     if (rc < 0)
         room_unref(room);
     return rc;
 }
 
+/* Shard lock held, on w's thread: send room's presence from w's timer
+ * (worker.c), at most once per [server] presence_interval_ms — a room
+ * larger than presence_batch_above filling or emptying would otherwise
+ * send the whole user list to every member on every join and leave. */
+static void presence_later_locked(nb_worker *w, nb_room *room) {
+    const nb_settings *st = &w->server->settings;
+    if (room->presence_pending)
+        return; /* a worker will send it, with this change included */
+    if (w->n_presence_due == w->cap_presence_due) {
+        uint32_t cap = w->cap_presence_due ? w->cap_presence_due * 2 : 16;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+        nb_room **due = realloc(w->presence_due, cap * sizeof *due);
+        if (!due)
+            return; /* no memory to batch: the next change sends it */
+        w->presence_due = due;
+        w->cap_presence_due = cap;
+    }
+    room->presence_pending = 1;
+    room_ref(room);
+    w->presence_due[w->n_presence_due++] = room;
+    if (!ev_is_active(&w->presence_timer)) {
+        ev_timer_set(&w->presence_timer, st->presence_interval_ms / 1000.0, 0);
+        ev_timer_start(w->loop, &w->presence_timer);
+    }
+}
+
 void pipeline_presence_locked(nb_poster *p, nb_room *room) {
     nb_server *srv = p->srv;
-    if (srv->broker && brokerhost_owns_presence(srv->broker))
+    if (context_broker_presence(srv))
         return; /* the broker sends the cluster's list */
     if (p->self && !p->presence_now && room->n_users > srv->settings.presence_batch_above) {
-        worker_presence_later_locked(p->self, room);
+        presence_later_locked(p->self, room);
         return;
     }
     room->presence_pending = 0;
@@ -225,7 +258,7 @@ void pipeline_presence_locked(nb_poster *p, nb_room *room) {
 
 static void presence_hook(nb_poster *p, nb_room *room, const char *user, uint32_t len,
                           uint32_t op) {
-    if (!p->srv->broker || !brokerhost_owns_presence(p->srv->broker))
+    if (!context_broker_presence(p->srv))
         return;
     nb_msg m = msg_new(NB_MSG_PRESENCE, room);
     m.sender = str_of(user, len);
@@ -348,7 +381,7 @@ static const char *commit_message_locked(nb_poster *p, nb_room *room, const nb_r
     room->last_seq = m.seq;
     if (!srv->durable)
         room_history_add(room, rec);
-    if (srv->broker && !brokerhost_sequences(srv->broker) && !seq && brokerhost_up(srv->broker)) {
+    if (context_broker_up(srv) && !context_broker_sequences(srv) && !seq) {
         nb_event ev = {.type = NB_EV_PUBLISH, .rec = rec};
         record_ref(rec);
         if (post_main(p, &ev) < 0)
@@ -381,7 +414,7 @@ const char *pipeline_message(nb_worker *w, nb_room *room, const char *user, uint
     nb_poster p;
     poster_init(&p, srv, w);
     const char *err = NULL;
-    if (srv->broker && brokerhost_sequences(srv->broker) && brokerhost_up(srv->broker)) {
+    if (context_broker_sequences(srv) && context_broker_up(srv)) {
         /* The broker decides the order: deliver when it comes back. */
         nb_event ev = {.type = NB_EV_PUBLISH, .rec = rec, .who = origin};
         if (post_main(&p, &ev) < 0) {
@@ -418,7 +451,7 @@ const char *pipeline_message(nb_worker *w, nb_room *room, const char *user, uint
  * A relaying broker's messages just take the room's next seq (0).
  */
 static uint64_t remote_seq_locked(nb_server *srv, nb_room *room, uint64_t b) {
-    if (!brokerhost_sequences(srv->broker))
+    if (!context_broker_sequences(srv))
         return 0;
     if (b <= room->broker_seq)
         return UINT64_MAX;
@@ -477,7 +510,7 @@ int pipeline_join(nb_poster *p, const nb_join_req *req, nb_room **room_out) {
     if (created) {
         room_init_epoch(srv, room);
         if (srv->broker)
-            brokerhost_subscribe_locked(p, room);
+            post_room(p, room, NB_EV_SUBSCRIBE);
         if (has_history_source(srv)) {
             if (post_load(p, room, 0, 0) < 0)
                 rc = NB_JOIN_BUSY;
@@ -530,7 +563,7 @@ void pipeline_leave(nb_worker *w, nb_room *room, const char *user, uint32_t user
     }
     if (!room->n_users && room->state == NB_ROOM_READY) {
         if (srv->broker)
-            brokerhost_unsubscribe_locked(&p, room);
+            post_room(&p, room, NB_EV_UNSUBSCRIBE);
         hub_remove_locked(srv->hub, room); /* its history lives on in the store */
     }
     hub_unlock(srv->hub, room->hash);
@@ -611,7 +644,7 @@ void pipeline_loaded(nb_server *srv, nb_room *room, int ok, const nb_store_resul
     } else if (ok) {
         if (res->last_seq > room->last_seq)
             room->last_seq = res->last_seq;
-        if (brokerhost_can_load(srv->broker)) /* the broker's own numbers */
+        if (context_broker_load(srv)) /* the broker's own numbers */
             room->broker_seq = res->last_seq;
         if (res->epoch && res->epoch[0])
             snprintf(room->epoch, sizeof room->epoch, "%s", res->epoch);
@@ -632,7 +665,7 @@ void pipeline_loaded(nb_server *srv, nb_room *room, int ok, const nb_store_resul
     run_backlog_locked(&p, room);
     if (!room->n_users && room->state == NB_ROOM_READY && !room->n_backlog) {
         if (srv->broker)
-            brokerhost_unsubscribe_locked(&p, room);
+            post_room(&p, room, NB_EV_UNSUBSCRIBE);
         hub_remove_locked(srv->hub, room);
     }
     hub_unlock(srv->hub, room->hash);
@@ -650,7 +683,7 @@ void pipeline_remote(nb_server *srv, const nb_msg *msg) {
     poster_init(&p, srv, NULL);
     hub_lock(srv->hub, hash);
     nb_room *room = hub_find_locked(srv->hub, msg->room.ptr, msg->room.len, hash);
-    int sequences = brokerhost_sequences(srv->broker);
+    int sequences = context_broker_sequences(srv);
     if (!room) {
         /* no member here */
     } else if (msg->type == NB_MSG_PRESENCE) {

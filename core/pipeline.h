@@ -23,9 +23,9 @@
 #ifndef NEBULA_CORE_PIPELINE_H
 #define NEBULA_CORE_PIPELINE_H
 
+#include "context.h"
 #include "event.h"
 #include "room.h"
-#include "server.h"
 
 #include <nebula/store.h>
 

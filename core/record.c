@@ -53,3 +53,12 @@ void record_msg(const nb_record *r, uint32_t type, nb_msg *out) {
     out->ts = r->ts;
     out->seq = r->seq;
 }
+
+void history_free(nb_history *h) {
+    if (!h)
+        return;
+    for (uint32_t i = 0; i < h->n; i++)
+        record_unref(h->items[i]);
+    free(h->items);
+    free(h);
+}

@@ -29,6 +29,23 @@ nb_record *record_new(const nb_msg *msg);
 void record_ref(nb_record *r);
 void record_unref(nb_record *r);
 
+/* What a joiner gets before its own join event: the room's messages it
+ * has not seen, oldest first, and how complete they are. */
+typedef struct nb_history {
+    nb_record **items; /* one reference each */
+    uint32_t n;
+    uint32_t incomplete; /* messages after `since` were no longer all there */
+    char epoch[64];
+    /* With a store whose echo waits for the disk, the writer takes the
+     * snapshot from the ring when it delivers the join (fill = 1), so it
+     * holds exactly what was delivered before it. */
+    uint32_t fill;
+    uint32_t has_since;
+    uint64_t since;
+} nb_history;
+
+void history_free(nb_history *h);
+
 /* The record as a message of `type` (NB_MSG_MESSAGE or NB_MSG_HISTORY)
  * whose strings point into it. */
 void record_msg(const nb_record *r, uint32_t type, nb_msg *out);

@@ -12,15 +12,15 @@
  *     order (deliver.c), never earlier or later.
  * A room is reference-counted: the shard table holds one reference while
  * the room has users, and every queued event holds one, so no thread sees
- * a room freed under it. Rooms does not call into sessions.
+ * a room freed under it. A room does not call into sessions.
  */
 #ifndef NEBULA_CORE_ROOM_H
 #define NEBULA_CORE_ROOM_H
 
-#include "event.h"
 #include "names.h"
 #include "record.h"
 #include "settings.h"
+#include "sref.h"
 
 #include <nebula/msg.h>
 #include <stdatomic.h>

@@ -146,11 +146,11 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
     }
 
     if (strcmp(st->store, "none") != 0) {
-        srv->plugin_failures += !(srv->writer = writer_new(srv, st->store));
+        srv->plugin_failures += !(srv->writer = writer_new(srv, st->store, host_table()));
         failed |= !srv->writer;
     }
     if (strcmp(st->broker, "none") != 0) {
-        srv->plugin_failures += !(srv->broker = brokerhost_new(srv, st->broker));
+        srv->plugin_failures += !(srv->broker = brokerhost_new(srv, st->broker, host_table()));
         failed |= !srv->broker;
     }
     init_plugin_metrics(srv);
@@ -209,11 +209,6 @@ uint32_t server_plugin_failures(const nb_server *srv) {
 static void stop_main_loop(nb_server *srv) {
     ev_timer_stop(srv->main_loop, &srv->shutdown_timer);
     ev_break(srv->main_loop, EVBREAK_ALL);
-}
-
-void server_worker_drained(nb_server *srv) {
-    atomic_fetch_add(&srv->drained_workers, 1);
-    ev_async_send(srv->main_loop, &srv->main_wake);
 }
 
 static void on_main_wake(struct ev_loop *loop, ev_async *a, int revents) {
@@ -341,51 +336,4 @@ void server_free(nb_server *srv) {
         loader_close(&srv->transport);
     metrics_reset();
     buf_pool_drain();
-}
-
-int32_t server_http_request(nb_server *srv, const nb_http_request *req, nb_http_response *resp) {
-    const char *text = NULL;
-    nb_buf *body = NULL;
-    if (strcmp(req->path, "/healthz") == 0) {
-        resp->status = 200;
-        text = "ok\n";
-    } else if (strcmp(req->path, "/readyz") == 0) {
-        /* 503 only while shutting down: a node whose store or broker is
-         * down still serves its local members, and says so here. */
-        int draining = atomic_load(&srv->draining);
-        resp->status = draining ? 503 : 200;
-        char line[160];
-        snprintf(line, sizeof line, "%s\n%s%s%s", draining ? "shutting down" : "ready",
-                 !srv->writer                  ? ""
-                 : atomic_load(&srv->store_up) ? "store: up\n"
-                                               : "store: down\n",
-                 !srv->broker                 ? ""
-                 : brokerhost_up(srv->broker) ? "broker: up\n"
-                                              : "broker: down\n",
-                 "");
-        body = buf_new(0, (uint32_t)strlen(line));
-        if (!body)
-            return NB_ERR_NOMEM;
-        buf_append(&body, line, (uint32_t)strlen(line));
-        resp->content_type = "text/plain; charset=utf-8";
-        resp->body = body;
-        return NB_OK;
-    } else if (strcmp(req->path, "/metrics") == 0) {
-        resp->status = 200;
-        body = metrics_render();
-        if (!body)
-            return NB_ERR_NOMEM;
-        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-        resp->body = body;
-        return NB_OK;
-    } else {
-        return NB_ERR_AGAIN;
-    }
-    body = buf_new(0, (uint32_t)strlen(text));
-    if (!body)
-        return NB_ERR_NOMEM;
-    buf_append(&body, text, (uint32_t)strlen(text));
-    resp->content_type = "text/plain; charset=utf-8";
-    resp->body = body;
-    return NB_OK;
 }

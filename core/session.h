@@ -3,18 +3,19 @@
  * codec it speaks, which rooms it is in, its rate-limit and error budget.
  * The transport drives it through the host table (transport.h describes
  * the order of calls). The concerns live in their own files:
- *   session.c        connection life: open, established, send, close
+ *   connection.c     a connection's life: open, established, closed
  *   session_input.c  one incoming frame: checks, decoding, dispatch
  *   membership.c     joining and leaving rooms
  *   abuse.c          rate limit, error budget, idle limit
+ *   session.c        send, close, find by nb_sref, free
  */
 #ifndef NEBULA_CORE_SESSION_H
 #define NEBULA_CORE_SESSION_H
 
-#include "event.h"
+#include "context.h"
 #include "names.h"
 #include "room.h"
-#include "server.h"
+#include "sref.h"
 
 #include <nebula/host.h>
 #include <stdint.h>
@@ -70,13 +71,6 @@ struct nb_session {
     nb_session *next;
 };
 
-/* Host entry points (host.h). */
-int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_open_request *req,
-                     nb_open_reply *reply);
-void session_established(struct nb_session *s);
-void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data, uint32_t len);
-void session_closed(struct nb_session *s, uint32_t code);
-
 /* Queue a framed buffer (takes its own reference) and apply the
  * slow-consumer rule. */
 void session_send(nb_session *s, nb_buf *frame);
@@ -89,6 +83,12 @@ void session_close(nb_session *s, uint32_t code, const char *reason);
 /* Free a session without telling anyone (shutdown, after the transport is
  * gone). */
 void session_free(nb_session *s);
+
+/* The session table of a worker (its thread): how other threads' events
+ * name a session (sref.h). */
+int session_register(nb_worker *w, nb_session *s, nb_sref *out);
+void session_unregister(nb_worker *w, const nb_sref *ref);
+nb_session *session_find(nb_worker *w, nb_sref ref);
 
 /* Is one of the session's rooms marked lost for its worker (worker.c)? */
 int session_in_lost_room(const nb_session *s);

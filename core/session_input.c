@@ -3,12 +3,13 @@
  * first (rate limit, size, frame kind), then decoding, then what it means
  * (docs/PROTOCOL.md).
  */
+#include "session_input.h"
+
 #include "abuse.h"
 #include "clock.h"
 #include "membership.h"
 #include "pipeline.h"
 #include "session.h"
-#include "worker.h"
 
 #include <string.h>
 

@@ -1,5 +1,6 @@
 #include "worker.h"
 
+#include "abuse.h"
 #include "buf.h"
 #include "clock.h"
 #include "closecodes.h"
@@ -22,7 +23,7 @@ static void begin_closing(nb_worker *w) {
     for (nb_session *s = w->sessions; s; s = s->next)
         session_close(s, NB_CLOSE_GOING_AWAY, "server shutting down");
     if (w->n_sessions == 0)
-        server_worker_drained(srv);
+        context_worker_drained(srv);
 }
 
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents) {
@@ -72,28 +73,6 @@ static void on_idle_timer(struct ev_loop *loop, ev_timer *t, int revents) {
     ev_timer_start(loop, t);
 }
 
-void worker_presence_later_locked(nb_worker *w, nb_room *room) {
-    const nb_settings *st = &w->server->settings;
-    if (room->presence_pending)
-        return; /* a worker will send it, with this change included */
-    if (w->n_presence_due == w->cap_presence_due) {
-        uint32_t cap = w->cap_presence_due ? w->cap_presence_due * 2 : 16;
-        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
-        nb_room **due = realloc(w->presence_due, cap * sizeof *due);
-        if (!due)
-            return; /* no memory to batch: the next change sends it */
-        w->presence_due = due;
-        w->cap_presence_due = cap;
-    }
-    room->presence_pending = 1;
-    room_ref(room);
-    w->presence_due[w->n_presence_due++] = room;
-    if (!ev_is_active(&w->presence_timer)) {
-        ev_timer_set(&w->presence_timer, st->presence_interval_ms / 1000.0, 0);
-        ev_timer_start(w->loop, &w->presence_timer);
-    }
-}
-
 int worker_init(nb_worker *w, nb_server *srv, uint32_t index) {
     memset(w, 0, sizeof *w);
     w->server = srv;
@@ -105,6 +84,7 @@ int worker_init(nb_worker *w, nb_server *srv, uint32_t index) {
     atomic_init(&w->stop_requested, 0);
     atomic_init(&w->lost_events, 0);
     mailbox_init(&w->mailbox, w->loop, srv->settings.worker_mailbox_events, on_wake, w);
+    w->drain = worker_drain;
     mailbox_start(&w->mailbox);
     ev_timer_init(&w->presence_timer, on_presence_timer, 0, 0);
     w->presence_timer.data = w;
@@ -157,48 +137,6 @@ void worker_free(nb_worker *w) {
     ev_timer_stop(w->loop, &w->idle_timer);
     ev_loop_destroy(w->loop);
     w->loop = NULL;
-}
-
-/* ---- the session table ---------------------------------------------- */
-
-int worker_session_register(nb_worker *w, nb_session *s, nb_sref *out) {
-    if (!w->free_head) {
-        uint32_t cap = w->table_cap ? w->table_cap * 2 : 64;
-        nb_session_entry *t = realloc(w->table, cap * sizeof *t);
-        if (!t)
-            return -1;
-        for (uint32_t i = w->table_cap; i < cap; i++)
-            t[i] = (nb_session_entry){NULL, 0, i + 1 < cap ? i + 2 : 0};
-        w->table = t;
-        w->free_head = w->table_cap + 1;
-        w->table_cap = cap;
-    }
-    uint32_t slot = w->free_head - 1;
-    nb_session_entry *e = &w->table[slot];
-    w->free_head = e->next_free;
-    if (++w->next_gen == 0)
-        w->next_gen = 1; /* 0 means "no session" */
-    e->session = s;
-    e->gen = w->next_gen;
-    *out = (nb_sref){w->index, slot, e->gen};
-    return 0;
-}
-
-void worker_session_unregister(nb_worker *w, const nb_sref *ref) {
-    if (!ref->gen || ref->slot >= w->table_cap || w->table[ref->slot].gen != ref->gen)
-        return;
-    nb_session_entry *e = &w->table[ref->slot];
-    e->session = NULL;
-    e->gen = 0;
-    e->next_free = w->free_head;
-    w->free_head = ref->slot + 1;
-}
-
-nb_session *worker_session_find(nb_worker *w, nb_sref ref) {
-    if (!ref.gen || ref.worker != w->index || ref.slot >= w->table_cap ||
-        w->table[ref.slot].gen != ref.gen)
-        return NULL;
-    return w->table[ref.slot].session;
 }
 
 /* ---- the mailbox ------------------------------------------------------- */

@@ -1,7 +1,6 @@
 #include "writer.h"
 
 #include "buf.h"
-#include "host.h"
 #include "log.h"
 #include "mailbox.h"
 #include "pipeline.h"
@@ -35,7 +34,7 @@ struct nb_writer {
     int was_down;
 };
 
-nb_writer *writer_new(nb_server *srv, const char *name) {
+nb_writer *writer_new(nb_server *srv, const char *name, const nb_host *host) {
     nb_writer *wr = calloc(1, sizeof *wr);
     if (!wr) {
         log_error("out of memory");
@@ -63,7 +62,7 @@ nb_writer *writer_new(nb_server *srv, const char *name) {
     pthread_mutex_init(&wr->start_lock, NULL);
     pthread_cond_init(&wr->start_cond, NULL);
     atomic_init(&wr->stop_requested, 0);
-    int32_t rc = wr->plugin.desc.create(host_table(), &wr->ctx, &wr->ctx.instance);
+    int32_t rc = wr->plugin.desc.create(host, &wr->ctx, &wr->ctx.instance);
     if (rc != NB_OK || !wr->ctx.instance) {
         log_error("%s: refused: create() failed with code %d (the plugin logs its reason, or "
                   "reports it with the config's mistakes)",
@@ -237,6 +236,7 @@ static void *writer_main(void *arg) {
 int writer_start(nb_writer *wr) {
     mailbox_init(&wr->mailbox, wr->loop, wr->srv->settings.writer_mailbox_events, on_wake, wr);
     mailbox_start(&wr->mailbox);
+    wr->srv->writer_mb = &wr->mailbox;
     if (pthread_create(&wr->thread, NULL, writer_main, wr) != 0) {
         log_error("cannot start the store writer thread");
         return -1;
@@ -288,18 +288,6 @@ void writer_free(nb_writer *wr) {
     free(wr);
 }
 
-int writer_post(nb_writer *wr, nb_event *ev) {
-    return mailbox_post(&wr->mailbox, ev);
-}
-
-void writer_wake(nb_writer *wr) {
-    mailbox_wake(&wr->mailbox);
-}
-
 uint32_t writer_flags(const nb_writer *wr) {
     return wr->flags;
-}
-
-uint32_t writer_depth(nb_writer *wr) {
-    return mailbox_depth(&wr->mailbox);
 }

@@ -9,26 +9,21 @@
 #ifndef NEBULA_CORE_WRITER_H
 #define NEBULA_CORE_WRITER_H
 
-#include "event.h"
-#include "server.h"
+#include "context.h"
 
-typedef struct nb_writer nb_writer;
-
-/* Load the store plugin named in [plugins] store and create it (no data
- * is touched: --check-config does this too). NULL after logging why. */
-nb_writer *writer_new(nb_server *srv, const char *name);
-/* Start the thread and the store (start() on the thread); 0, or -1 after
- * logging why. */
+/* Load the store plugin named in [plugins] store and create it with the
+ * host table (no data is touched: --check-config does this too). NULL
+ * after logging why. */
+nb_writer *writer_new(nb_server *srv, const char *name, const nb_host *host);
+/* Start the mailbox (srv->writer_mb, which the pipeline posts to), the
+ * thread and the store (start() on the thread); 0, or -1 after logging
+ * why. */
 int writer_start(nb_writer *wr);
 /* Drain the mailbox, flush, stop the store and join the thread. */
 void writer_stop(nb_writer *wr);
 /* Destroy the instance and unload the plugin. */
 void writer_free(nb_writer *wr);
 
-/* Post (any thread); 0, or -1 when the mailbox is full. */
-int writer_post(nb_writer *wr, nb_event *ev);
-void writer_wake(nb_writer *wr);
 /* NB_STORE_F_* the store returned from start(). */
 uint32_t writer_flags(const nb_writer *wr);
-uint32_t writer_depth(nb_writer *wr);
 #endif
