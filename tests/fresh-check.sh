@@ -57,6 +57,7 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+trap 'echo "fresh-check: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT TERM
 
 [ -z "$(mounts_under_root)" ] || die "something is still mounted under $root: unmount it first"
@@ -64,9 +65,13 @@ rm -rf --one-file-system "$root"
 mkdir -p "$root"
 
 # The first Debian mirror of this machine's sources (one-line or deb822).
-mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-  awk '/^deb [^#]*bookworm/ && !/security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }
-       /^URIs:/ && !/security/ { print $2; exit }')
+sources=()
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+  if [ -f "$f" ]; then sources+=("$f"); fi
+done
+[ ${#sources[@]} -gt 0 ] || die "no /etc/apt/sources.list*"
+mirror=$(awk '/^deb [^#]*bookworm/ && !/security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }
+       /^URIs:/ && !/security/ { print $2; exit }' "${sources[@]}")
 [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list*"
 
 say "debootstrap --variant=minbase bookworm from $mirror"
@@ -75,23 +80,22 @@ debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log
 
 # apt sources (enabled files only) and the keyrings they name.
 rm -f "$root/etc/apt/sources.list"
-for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-  [ -f "$f" ] || continue
+for f in "${sources[@]}"; do
   mkdir -p "$root$(dirname "$f")"
   cp "$f" "$root$f"
 done
-grep -ho 'signed-by=[^] ]*\|Signed-By: *[^ ]*' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null |
+{ grep -ho 'signed-by=[^] ]*\|Signed-By: *[^ ]*' "${sources[@]}" || true; } |
   sed 's/^signed-by=//I; s/^Signed-By: *//' | sort -u | while read -r k; do
-  [ -f "$k" ] && [ ! -f "$root$k" ] && install -D -m 644 "$k" "$root$k"
+  if [ -f "$k" ] && [ ! -f "$root$k" ]; then install -D -m 644 "$k" "$root$k"; fi
 done
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
 # Extra CA certificates: picked up by update-ca-certificates when the
 # ca-certificates package is installed inside.
 mkdir -p "$root/usr/local/share/ca-certificates"
-for d in /usr/local/share/ca-certificates; do
-  [ -d "$d" ] && cp -r "$d/." "$root/usr/local/share/ca-certificates/"
-done
+if [ -d /usr/local/share/ca-certificates ]; then
+  cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+fi
 
 say "copying $src to /root/nebula (no build folders, node_modules, .git)"
 mkdir -p "$root/root/nebula"
@@ -109,7 +113,7 @@ mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
 envs=(HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   LANG=C.UTF-8 TERM=dumb)
 for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY NODE_EXTRA_CA_CERTS; do
-  [ -n "${!v:-}" ] && envs+=("$v=${!v}")
+  if [ -n "${!v:-}" ]; then envs+=("$v=${!v}"); fi
 done
 inside() { chroot "$root" /usr/bin/env -i "${envs[@]}" /bin/bash -c "cd /root/nebula && $1"; }
 
