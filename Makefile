@@ -114,7 +114,7 @@ fuzz: build-fuzz
 	tests/fuzz/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 run: build
-	./$(BUILD)/nebula $(if $(wildcard nebula.conf),-c nebula.conf,) $(ARGS)
+	$(BUILD)/nebula $(if $(wildcard nebula.conf),-c nebula.conf,) $(ARGS)
 
 test: deps build build-asan build-tsan build-fuzz
 	@tests/run-all.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
