@@ -73,9 +73,10 @@ typedef struct nb_msg {
 } nb_msg;
 
 /* nb_msg.flags (ABI 1.1). Wire names in comments. */
-#define NB_MSG_F_SINCE 0x1u      /* `since` is present */
-#define NB_MSG_F_INCOMPLETE 0x2u /* "incomplete": true — on the joiner's own join event:
-                                    messages after `since` were no longer all available */
+#define NB_MSG_F_SINCE 0x1u /* `since` is present */
+#define NB_MSG_F_INCOMPLETE                                                                        \
+    0x2u /* "incomplete": true — on the joiner's own join event:                                 \
+            messages after `since` were no longer all available */
 
 /* The wire names, indexed by NB_MSG_*; NULL for NB_MSG_NONE. */
 #define NB_MSG_TYPE_NAMES                                                                          \
