@@ -6,7 +6,8 @@
 #               tests also under valgrind, a short smoke run of each fuzz
 #               target), end with one line "N passed, N failed"
 #
-# Other targets: build, deps, lint, format, clean, fuzz (every libFuzzer
+# Other targets: build, deps, lint, format, clean, test-PASS (one pass of
+# make test: plain, asan, tsan, valgrind, fuzz, lint), fuzz (every libFuzzer
 # target for FUZZ_SECONDS each; docs/FUZZING.md), fresh-check (the two
 # commands above on a new minimal Debian 12 root; tests/fresh-check.sh).
 #
@@ -28,7 +29,7 @@ APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-1
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test build build-asan build-tsan build-fuzz fuzz deps deps-apt deps-node-cmds deps-node \
+.PHONY: all run test test-plain test-asan test-tsan test-valgrind test-fuzz test-lint build build-asan build-tsan build-fuzz fuzz deps deps-apt deps-node-cmds deps-node \
   lint format clean fresh-check
 
 all: build
@@ -118,6 +119,15 @@ run: build
 
 test: deps build build-asan build-tsan build-fuzz
 	@tests/run-all.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+
+# One pass of `make test` with only the builds it needs (CI: a job a pass).
+test-plain test-valgrind: deps build
+test-asan: deps build-asan
+test-tsan: deps build-tsan
+test-fuzz: deps build-fuzz
+test-lint: deps build build-fuzz
+test-plain test-asan test-tsan test-valgrind test-fuzz test-lint:
+	@NEBULA_PASSES=$(@:test-%=%) tests/run-all.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
 
 lint: build
 	tests/lint.sh $(BUILD)
