@@ -153,6 +153,7 @@ say "${readme_cmds[2]}"
 test_log=$root.make-test.log
 start=$SECONDS
 set +e
+trap - ERR
 inside "${readme_cmds[2]}" 2>&1 | tee "$test_log"
 rc=${PIPESTATUS[0]}
 set -e
