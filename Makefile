@@ -60,6 +60,8 @@ deps-node-cmds:
 	  echo "node runs ($$(command -v node)) but there is no npm: install the npm that goes with it" >&2; \
 	  exit 1; \
 	fi
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' || \
+	  { echo "node $$(node --version) ($$(command -v node)) is too old: the tests need Node 18 or newer" >&2; exit 1; }
 
 # npm ci again whenever the lock file changed since the last install.
 deps-node: deps-node-cmds
