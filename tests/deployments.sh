@@ -77,7 +77,8 @@ fi
 grep -o 'Overall exposure level.*' "$tmp/security.txt"
 # The readiness command as systemd runs it: passes against the node,
 # fails against a port nobody listens on.
-ready_cmd=$(key ExecStartPost | sed "s|^/bin/sh -c '||; s|'$||")
+# systemd's quoting undone: the outer single quotes, and $$ (a literal $).
+ready_cmd=$(key ExecStartPost | sed "s|^/bin/sh -c '||; s|'$||; s|\\$\\$|\\$|g")
 if ! NEBULA_READY_URL=http://127.0.0.1:$port/readyz /bin/sh -c "$ready_cmd"; then
   bad "ExecStartPost does not pass against a ready node"
 fi
