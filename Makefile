@@ -6,8 +6,12 @@
 #               tests also under valgrind, a short smoke run of each fuzz
 #               target), end with one line "N passed, N failed"
 #
-# Other targets: build, deps, lint, format, clean, fuzz (every libFuzzer
-# target for FUZZ_SECONDS each; docs/FUZZING.md).
+# Other targets: build, deps, lint, format, clean, test-PASS (one pass of
+# make test: plain, asan, tsan, valgrind, fuzz, lint), fuzz (every libFuzzer
+# target for FUZZ_SECONDS each; docs/FUZZING.md), fresh-check (the two
+# commands above on a new minimal Debian 12 root; tests/fresh-check.sh).
+#
+# `make run ARGS="--listen 127.0.0.1:8081"` passes options to the server.
 
 SHELL := /bin/bash
 BUILD ?= build
@@ -15,15 +19,18 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+ARGS ?=
 
+# prometheus (promtool), systemd (systemd-analyze), curl: the offline check of deployments/
 APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-14-dev \
   valgrind cppcheck clang-tidy clang-format libev-dev libwslay-dev libcjson-dev \
   libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3 libhiredis-dev libssl-dev \
-  libcunit1-dev redis-server redis-tools jq chromium
+  libcunit1-dev redis-server redis-tools jq curl chromium prometheus systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test build build-asan build-tsan build-fuzz fuzz deps deps-apt deps-node lint format clean
+.PHONY: all run test test-plain test-asan test-tsan test-valgrind test-fuzz test-lint build build-asan build-tsan build-fuzz fuzz deps deps-apt deps-node-cmds deps-node \
+  lint format clean fresh-check
 
 all: build
 
@@ -39,12 +46,40 @@ deps-apt:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-deps-node:
-	@if [ ! -d tests/node_modules/ws ] || [ ! -d tests/node_modules/playwright-core ]; then \
-	  (cd tests && npm ci --no-audit --no-fund); \
+# node and npm are installed by command, not by package name: a machine
+# whose `node` comes from elsewhere (with its own npm) must not get Debian's
+# nodejs over it. Debian 12's Node is 18; tests/package.json pins versions
+# that run on it.
+deps-node-cmds:
+	@if ! command -v node >/dev/null; then \
+	  echo "installing: nodejs npm ca-certificates (no node command)"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+	    nodejs npm ca-certificates; \
+	elif ! command -v npm >/dev/null; then \
+	  echo "node runs ($$(command -v node)) but there is no npm: install the npm that goes with it" >&2; \
+	  exit 1; \
+	fi
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' || \
+	  { echo "node $$(node --version) ($$(command -v node)) is too old: the tests need Node 18 or newer" >&2; exit 1; }
+
+# npm ci again whenever the lock file changed since the last install.
+deps-node: deps-node-cmds
+	@if ! cmp -s tests/package-lock.json tests/node_modules/.nebula-installed-lock; then \
+	  (cd tests && npm ci --no-audit --no-fund) && \
+	  cp tests/package-lock.json tests/node_modules/.nebula-installed-lock; \
 	fi
 
 deps: deps-apt deps-node
+
+# A build folder configured before node was installed has no Node tests
+# (they fail as "node missing"): configure it again once node is there.
+define reconfigure_if_node_appeared
+	@if [ -f $(1)/meson-logs/meson-log.txt ] && command -v node >/dev/null && \
+	    grep -q 'Program node found: NO' $(1)/meson-logs/meson-log.txt; then \
+	  meson setup --reconfigure $(1); \
+	fi
+endef
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD)
@@ -60,16 +95,20 @@ $(TSAN_BUILD)/build.ninja:
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true
 
-build: deps-apt $(BUILD)/build.ninja
+build: deps-apt deps-node-cmds $(BUILD)/build.ninja
+	$(call reconfigure_if_node_appeared,$(BUILD))
 	meson compile -C $(BUILD)
 
-build-asan: deps-apt $(ASAN_BUILD)/build.ninja
+build-asan: deps-apt deps-node-cmds $(ASAN_BUILD)/build.ninja
+	$(call reconfigure_if_node_appeared,$(ASAN_BUILD))
 	meson compile -C $(ASAN_BUILD)
 
-build-tsan: deps-apt $(TSAN_BUILD)/build.ninja
+build-tsan: deps-apt deps-node-cmds $(TSAN_BUILD)/build.ninja
+	$(call reconfigure_if_node_appeared,$(TSAN_BUILD))
 	meson compile -C $(TSAN_BUILD)
 
-build-fuzz: deps-apt $(FUZZ_BUILD)/build.ninja
+build-fuzz: deps-apt deps-node-cmds $(FUZZ_BUILD)/build.ninja
+	$(call reconfigure_if_node_appeared,$(FUZZ_BUILD))
 	meson compile -C $(FUZZ_BUILD)
 
 # Every fuzz target for FUZZ_SECONDS each; corpora grow in
@@ -78,16 +117,33 @@ fuzz: build-fuzz
 	tests/fuzz/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 run: build
-	./$(BUILD)/nebula $(if $(wildcard nebula.conf),-c nebula.conf,)
+	$(BUILD)/nebula $(if $(wildcard nebula.conf),-c nebula.conf,) $(ARGS)
 
 test: deps build build-asan build-tsan build-fuzz
 	@tests/run-all.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+
+# One pass of `make test` with only the builds it needs (CI: a job a pass).
+test-plain test-valgrind: deps build
+test-asan: deps build-asan
+test-tsan: deps build-tsan
+test-fuzz: deps build-fuzz
+test-lint: deps build build-fuzz
+test-plain test-asan test-tsan test-valgrind test-fuzz test-lint:
+	@NEBULA_PASSES=$(@:test-%=%) tests/run-all.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
 
 lint: build
 	tests/lint.sh $(BUILD)
 
 format:
-	git ls-files '*.c' '*.h' | xargs clang-format -i
+	tests/lint.sh --list | xargs clang-format -i
+
+# The two commands of the README, as written, on a new minbase Debian 12
+# root (debootstrap, this machine's apt sources); slow: it installs
+# everything. Not part of `make test`.
+fresh-check:
+	@command -v debootstrap >/dev/null || \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q debootstrap; }
+	$(SUDO) tests/fresh-check.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -2,15 +2,23 @@
 # Static checks over the project's C sources: clang-format (no diff),
 # cppcheck and clang-tidy (no warnings).
 # Usage: tests/lint.sh BUILD_DIR [FUZZ_BUILD_DIR (default build-fuzz)]
+#        tests/lint.sh --list   (the files checked; `make format` uses it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 fuzz_build=${2:-build-fuzz}
 fail=0
-mapfile -t files < <(git ls-files '*.c' '*.h' 2>/dev/null | grep -v '^tests/fixtures/abi-' || true)
-if [ ${#files[@]} -eq 0 ]; then
-  mapfile -t files < <(find core plugins include tests examples -name '*.[ch]' -not -path '*/abi-*' -not -path '*/node_modules/*')
+# The same list with or without git (a tarball, a fresh machine): every C
+# file under the project's source folders, except the frozen ABI fixtures.
+list_files() {
+  find core plugins include tests examples tools -name '*.[ch]' \
+    -not -path 'tests/fixtures/abi-*' -not -path '*/node_modules/*' | sort
+}
+if [ "$build" = --list ]; then
+  list_files
+  exit 0
 fi
+mapfile -t files < <(list_files)
 csrc=()
 for f in "${files[@]}"; do [[ $f == *.c ]] && csrc+=("$f"); done
 

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Run every test in the plain build, then the unit and integration tests in
-# the ASan+UBSan build, the integration tests in the TSan build and once more
-# under valgrind, the fuzz smoke runs in the libFuzzer build, and end with
-# one line "N passed, N failed".
+# Every pass of `make test`, each under a heading and closed by a one-line
+# summary: plain (unit, integration, e2e, deployments), ASan+UBSan (unit and
+# integration), TSan (integration), valgrind (integration, every server
+# under valgrind), fuzz (seed corpora and a short run of each target), lint.
+# Then the tail of every failing test's log, and last one line
+# "N passed, N failed".
+# NEBULA_PASSES="asan tsan" runs only those passes (CI runs one a job);
+# names: plain asan tsan valgrind fuzz lint.
 set -uo pipefail
 plain=${1:-build}
 asan=${2:-build-asan}
 tsan=${3:-build-tsan}
 fuzz=${4:-build-fuzz}
+
+# A missing tool must fail the run loudly, never shrink it.
+for tool in meson jq valgrind; do
+  command -v "$tool" >/dev/null || {
+    echo "run-all: no '$tool' command: run 'make deps' (Makefile APT_PACKAGES)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+  }
+done
 
 # Sanitizer builds: leak reports need the plugins still mapped at exit.
 export NEBULA_NO_DLCLOSE=1
@@ -20,30 +33,67 @@ export TSAN_OPTIONS=halt_on_error=0:exitcode=25:second_deadlock_stack=1
 valgrind_cmd="valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect \
 --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
 
-for b in "$plain" "$asan" "$tsan" "$fuzz"; do rm -f "$b/meson-logs/run-all.json"; done
-rm -f "$plain/meson-logs/run-all-valgrind.json"
-status=0
-meson test -C "$plain" --logbase run-all --print-errorlogs --num-processes 1 || status=1
-meson test -C "$asan" --logbase run-all --print-errorlogs --num-processes 1 --no-suite e2e --no-suite lint || status=1
-meson test -C "$tsan" --logbase run-all --print-errorlogs --num-processes 1 --suite integration || status=1
-NEBULA_WRAPPER=$valgrind_cmd meson test -C "$plain" --logbase run-all-valgrind --print-errorlogs \
-  --num-processes 1 --suite integration || status=1
-meson test -C "$fuzz" --logbase run-all --print-errorlogs --num-processes 1 --suite fuzz || status=1
-
+total_passed=0
+total_failed=0
 logs=()
-for f in "$plain/meson-logs/run-all.json" "$asan/meson-logs/run-all.json" \
-  "$tsan/meson-logs/run-all.json" "$plain/meson-logs/run-all-valgrind.json" \
-  "$fuzz/meson-logs/run-all.json"; do
-  [ -f "$f" ] && logs+=("$f")
-done
-count() { # results with this status, across every build's log
-  [ ${#logs[@]} -eq 0 ] && { echo 0; return; }
-  jq -s '[.[] | select(.result == "'"$1"'")] | length' "${logs[@]}"
+status=0
+passes=" ${NEBULA_PASSES:-plain asan tsan valgrind fuzz lint} "
+
+count() { # STATUS... in one meson test log
+  local log=$1 expr
+  shift
+  expr=$(printf '.result == "%s" or ' "$@")
+  jq -s "[.[] | select(${expr% or })] | length" "$log"
 }
-passed=$(count OK)
-failed=$(( $(count FAIL) + $(count TIMEOUT) + $(count ERROR) ))
-skipped=$(count SKIP)
+
+# pass ID NAME BUILD_DIR LOGBASE [meson test options...]
+pass() {
+  local id=$1 name=$2 dir=$3 logbase=$4 log start ok bad
+  shift 4
+  [[ $passes == *" $id "* ]] || return 0
+  log=$dir/meson-logs/$logbase.json
+  rm -f "$log"
+  printf '\n== %s\n' "$name"
+  start=$SECONDS
+  # One line a test; meson's closing block and ninja's chatter would only
+  # repeat what the summary line below says.
+  meson test -C "$dir" --logbase "$logbase" --num-processes 1 "$@" 2>&1 |
+    grep -vE '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout): |^ninja: |^INFO: |^Full log written|^$'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  if [ -f "$log" ]; then
+    ok=$(count "$log" OK)
+    bad=$(count "$log" FAIL TIMEOUT ERROR SKIP UNEXPECTEDPASS)
+    logs+=("$name|$log")
+  else
+    ok=0 bad=0
+  fi
+  if [ $((ok + bad)) -eq 0 ]; then
+    echo "$name: no test ran (is $dir configured with what this pass needs?)"
+    bad=1
+  fi
+  total_passed=$((total_passed + ok))
+  total_failed=$((total_failed + bad))
+  printf -- '-- %s: %d passed, %d failed (%d s)\n' "$name" "$ok" "$bad" $((SECONDS - start))
+}
+
+pass plain plain "$plain" run-all-plain --no-suite lint
+pass asan "ASan+UBSan" "$asan" run-all-asan --no-suite e2e --no-suite lint --no-suite deploy
+pass tsan TSan "$tsan" run-all-tsan --suite integration
+NEBULA_WRAPPER=$valgrind_cmd pass valgrind valgrind "$plain" run-all-valgrind --suite integration
+pass fuzz fuzz "$fuzz" run-all-fuzz --suite fuzz
+pass lint lint "$plain" run-all-lint --suite lint
+
+# The end of each failing test's log, after every summary (a skipped test
+# counts as failed: nothing here may be skipped).
+for entry in "${logs[@]}"; do
+  name=${entry%%|*}
+  log=${entry#*|}
+  while IFS= read -r t; do
+    printf '\n== failed in %s: %s (last 40 lines of its log)\n' "$name" "$t"
+    jq -r --arg t "$t" 'select(.name == $t) | (.stdout // "") + (.stderr // "")' "$log" | tail -40
+  done < <(jq -r 'select(.result != "OK") | .name' "$log")
+done
+
 echo
-[ "$skipped" -eq 0 ] || echo "$skipped skipped"
-echo "$passed passed, $failed failed"
-[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
+echo "$total_passed passed, $total_failed failed"
+[ "$status" -eq 0 ] && [ "$total_failed" -eq 0 ]

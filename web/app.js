@@ -23,6 +23,7 @@ const state = {
   lostAt: 0,          // when the last established connection dropped
   lastError: null,    // last error frame, to explain a close that follows it
   signingOut: false,
+  restarted: false,   // the last drop was close 1001: the server restarts, the network is fine
 };
 
 // ---- names -----------------------------------------------------------------
@@ -248,6 +249,7 @@ function established() {
   state.everConnected = true;
   state.attempt = 0;
   state.lostAt = 0;
+  state.restarted = false;
 }
 
 function onError(f) {
@@ -273,9 +275,25 @@ function shouldReconnect(code) {
     (code >= 4000 && code < 4400);
 }
 
+// A line in every room where the conversation was cut: what is said while
+// we are away is not shown, and the reader should know where.
+function markGap(restart) {
+  const at = new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const text = restart ? `The server restarted at ${at}` : `Connection lost at ${at}`;
+  for (const r of state.rooms.values()) {
+    const li = el('li', 'divider gap', text);
+    li.dataset.testid = 'gap';
+    append(r, li);
+  }
+}
+
 function onClose(ev) {
   state.ws = null;
-  if (state.everConnected && !state.lostAt) state.lostAt = Date.now();
+  if (ev.code === 1001) state.restarted = true;
+  if (state.everConnected && !state.lostAt) {
+    state.lostAt = Date.now();
+    if (!state.signingOut) markGap(ev.code === 1001);
+  }
   for (const r of state.rooms.values()) { r.joined = false; renderTab(r); }
   if (state.signingOut) return;
   const why = ev.reason || (state.lastError && state.lastError.content) || CLOSE_TEXT[ev.code] || `code ${ev.code}`;
@@ -292,7 +310,10 @@ function scheduleReconnect(why) {
   const base = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** state.attempt);
   const delay = base / 2 + Math.random() * (base / 2);
   state.attempt++;
-  setStatus('reconnecting', `Connection lost (${why}). Reconnecting in ${Math.ceil(delay / 1000)} s…`);
+  // 1001 "going away" is a restart or a deploy, not the user's network:
+  // say so, also while the next attempts are refused until it is back.
+  if (state.restarted) setStatus('reconnecting', 'The server restarted, reconnecting…');
+  else setStatus('reconnecting', `Connection lost (${why}). Reconnecting in ${Math.ceil(delay / 1000)} s…`);
   state.timer = setTimeout(connect, delay);
 }
 
@@ -314,7 +335,7 @@ function giveUp(code, why) {
 
 function resetChat() {
   clearTimeout(state.timer);
-  Object.assign(state, { ws: null, current: null, attempt: 0, timer: 0, everConnected: false, lostAt: 0, lastError: null });
+  Object.assign(state, { ws: null, current: null, attempt: 0, timer: 0, everConnected: false, lostAt: 0, lastError: null, restarted: false });
   state.rooms.clear();
   $('messages').textContent = '';
   $('rooms').textContent = '';

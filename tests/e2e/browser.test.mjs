@@ -1,7 +1,8 @@
 // End-to-end: the browser client (web/) in headless Chromium against the
 // real nebula binary. Two pages chat, presence and join/leave notices,
 // rooms and unread markers, name validation (client and server side),
-// history on join, reconnect after a server restart, the idle close.
+// history on join, reconnect after a server restart (said as such, a gap
+// line in the conversation, a one-line header at 1000 px), the idle close.
 //
 // NEBULA_SCREENSHOT=path also writes a picture of two pages chatting
 // (docs/screenshot.png is made that way).
@@ -64,7 +65,9 @@ async function screenshot(pages, file) {
   await board.close();
 }
 
-test('browser client', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not installed`, timeout: 60000 }, async (t) => {
+test('browser client', { timeout: 60000 }, async (t) => {
+  // A missing browser fails the test by name; it never skips it.
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is not installed (Makefile APT_PACKAGES: chromium)`);
   let server = await startServer();
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -196,10 +199,38 @@ test('browser client', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not inst
       await carol.fill('#new-room', 'ops');
       await carol.press('#new-room', 'Enter');
       await until(carol, 'ops joined', () => document.querySelector('#rooms button[data-room="ops"]:not(.pending)'));
+      // A desktop width where the longest status must not wrap the header.
+      await alice.setViewportSize({ width: 1000, height: 580 });
+      const header = () => document.querySelector('header.top').getBoundingClientRect().height;
+      const oneLine = await alice.evaluate(header);
       const { port } = server;
       const r = await server.stop();
       assert.equal(r.code, 0, r.stderr);
-      await waitStatus(alice, 'reconnecting'); // 1001 is in the "reconnect" class
+      // 1001 is in the "reconnect" class, and said as a restart, not a
+      // network error; read in the same tick as the state changes.
+      const seen = await (await alice.waitForFunction(() => {
+        const s = document.querySelector('#status');
+        return s.dataset.state === 'reconnecting' && {
+          text: s.textContent,
+          height: document.querySelector('header.top').getBoundingClientRect().height,
+          button: !document.querySelector('#reconnect-button').hidden,
+        };
+      }, undefined, { timeout: WAIT })).jsonValue();
+      assert.equal(seen.text, 'The server restarted, reconnecting…');
+      assert.ok(seen.button, 'the "Reconnect now" button is shown');
+      assert.equal(seen.height, oneLine, 'the header stays one line at 1000 px');
+      // The longest status the client writes (a network loss at the longest
+      // backoff), with the longest name, in the same tick: still one line.
+      const longest = await alice.evaluate(() => {
+        const me = document.querySelector('#me');
+        const name = me.textContent;
+        me.textContent = 'Signed in as ' + 'x'.repeat(32);
+        setStatus('reconnecting', 'Connection lost (network error or server unreachable). Reconnecting in 15 s…');
+        const h = document.querySelector('header.top').getBoundingClientRect().height;
+        me.textContent = name;
+        return h;
+      });
+      assert.equal(longest, oneLine, 'the header stays one line at 1000 px with the longest status');
       server = await startServer({ port });
       await waitStatus(alice, 'connected');
       await waitStatus(carol, 'connected');
@@ -209,6 +240,15 @@ test('browser client', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} is not inst
       await waitUsers(alice, ['alice', 'carol']);
       await send(alice, 'back again');
       await logItem(carol, 'msg', 'back again').waitFor({ timeout: WAIT });
+      // The gap is marked once in every room, before what came after it.
+      for (const [page, room] of [[alice, 'general'], [carol, 'general'], [carol, 'ops']]) {
+        const log = await page.evaluate((name) =>
+          [...document.querySelectorAll(`#messages ol[data-room="${name}"] li`)].map((li) => li.className + ': ' + li.textContent), room);
+        const gaps = log.filter((x) => /\bgap\b/.test(x));
+        assert.equal(gaps.length, 1, `one gap line in #${room}: ${JSON.stringify(log)}`);
+        assert.match(gaps[0], /The server restarted at \d/);
+        if (room === 'general') assert.ok(log.findIndex((x) => /\bgap\b/.test(x)) < log.findIndex((x) => /back again/.test(x)));
+      }
     });
 
     await t.test('closed for idleness (4408), the page goes back to the join form and stays there', async () => {

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Offline checks of deployments/, for operators' files that no other test
+# runs:
+#   nebula.service      systemd-analyze verify (the binary path pointed at
+#                       this build's), the settings operators rely on, and
+#                       systemd-analyze security's exposure score;
+#                       its readiness command against a real node;
+#   prometheus.yml      promtool check config;
+#   grafana/nebula.json valid JSON with the parts an import needs, and every
+#                       metric a panel queries is served by a running node
+#                       or is one of the metrics the core is to add (below).
+# Usage: tests/deployments.sh NEBULA_BIN PLUGIN_DIR  (meson passes both; suite "deploy")
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:?usage: tests/deployments.sh NEBULA_BIN PLUGIN_DIR}
+plugin_dir=${2:?usage: tests/deployments.sh NEBULA_BIN PLUGIN_DIR}
+fail=0
+bad() {
+  echo "FAIL: $*"
+  fail=1
+}
+for tool in systemd-analyze promtool jq curl; do
+  command -v "$tool" >/dev/null || {
+    echo "FAIL: no '$tool' command (Makefile APT_PACKAGES: systemd, prometheus, jq, curl)"
+    exit 1
+  }
+done
+tmp=$(mktemp -d)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A node on a free loopback port, for the readiness command and /metrics.
+port=$((20000 + RANDOM % 10000))
+sed "s#^dir = .*#dir = \"$plugin_dir\"#; s#^web_root = .*#web_root = \"$PWD/web\"#" nebula.conf >"$tmp/nebula.conf"
+"$bin" -c "$tmp/nebula.conf" --listen "127.0.0.1:$port" >"$tmp/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break
+  sleep 0.1
+done
+curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" || {
+  cat "$tmp/server.log"
+  bad "the node did not answer /healthz on port $port"
+  exit 1
+}
+
+echo "== nebula.service"
+unit=deployments/nebula.service
+sed "s#/usr/local/bin/nebula#$bin#g" "$unit" >"$tmp/nebula.service"
+if ! out=$(systemd-analyze verify --man=no "$tmp/nebula.service" 2>&1) || [ -n "$out" ]; then
+  echo "$out"
+  bad "systemd-analyze verify $unit"
+fi
+key() { sed -n "s/^$1=//p" "$unit" | tail -1; }
+[ "$(key KillSignal)" = SIGTERM ] || bad "KillSignal is not SIGTERM"
+[ "$(key NoNewPrivileges)" = yes ] || bad "NoNewPrivileges is not yes"
+[ "$(key ProtectSystem)" = strict ] || bad "ProtectSystem is not strict"
+[ -n "$(key StateDirectory)" ] || bad "no StateDirectory"
+case $(key Type) in
+  notify) ;;
+  simple) [ -n "$(key ExecStartPost)" ] || bad "Type=simple without a readiness check (ExecStartPost)" ;;
+  *) bad "Type is neither notify nor simple" ;;
+esac
+# TimeoutStopSec must leave the node its whole shutdown_timeout_ms.
+stop_s=$(key TimeoutStopSec | sed 's/s$//')
+shutdown_ms=$(sed -n 's/^shutdown_timeout_ms *= *\([0-9]*\).*/\1/p' nebula.conf)
+[ -n "$stop_s" ] && [ -n "$shutdown_ms" ] && [ $((stop_s * 1000)) -gt "$shutdown_ms" ] ||
+  bad "TimeoutStopSec=${stop_s:-?}s is not above shutdown_timeout_ms=${shutdown_ms:-?}"
+if ! systemd-analyze security --offline=yes --threshold=20 "$tmp/nebula.service" >"$tmp/security.txt" 2>&1; then
+  tail -3 "$tmp/security.txt"
+  bad "systemd-analyze security: exposure above 2.0"
+fi
+grep -o 'Overall exposure level.*' "$tmp/security.txt"
+# The readiness command as systemd runs it: passes against the node,
+# fails against a port nobody listens on.
+# systemd's quoting undone: the outer single quotes, and $$ (a literal $).
+ready_cmd=$(key ExecStartPost | sed "s|^/bin/sh -c '||; s|'$||; s|\\$\\$|\\$|g")
+if ! NEBULA_READY_URL=http://127.0.0.1:$port/readyz /bin/sh -c "$ready_cmd"; then
+  bad "ExecStartPost does not pass against a ready node"
+fi
+if NEBULA_READY_URL=http://127.0.0.1:1/readyz /bin/sh -c "$ready_cmd" 2>/dev/null; then
+  bad "ExecStartPost passes with no node listening"
+fi
+
+echo "== prometheus.yml"
+promtool check config deployments/prometheus.yml || bad "promtool check config"
+
+echo "== grafana/nebula.json"
+dash=deployments/grafana/nebula.json
+jq -e '.title and .uid and .schemaVersion and (.panels | length > 0)
+  and all(.panels[]; .gridPos and .type and .title and (.targets | length > 0)
+                     and all(.targets[]; (.expr | length > 0) and .refId))' "$dash" >/dev/null ||
+  bad "$dash: not JSON, or a panel lacks gridPos, type, title or a target with expr and refId"
+# Metric names: what a node serves now, plus the names the core adds next.
+planned="nebula_connected_clients nebula_active_rooms nebula_threads nebula_messages_total
+nebula_errors_total nebula_broadcast_duration_seconds nebula_build_info
+process_resident_memory_bytes process_open_fds process_start_time_seconds"
+curl -sf "http://127.0.0.1:$port/metrics" | sed -n 's/^# TYPE \([^ ]*\) .*/\1/p' >"$tmp/known"
+[ -s "$tmp/known" ] || bad "no '# TYPE' line in the node's /metrics"
+tr ' ' '\n' <<<"$planned" >>"$tmp/known"
+used=$(jq -r '.panels[].targets[].expr' "$dash" | grep -o '\b\(nebula\|process\)_[a-z0-9_]*' | sort -u)
+for m in $used; do
+  grep -qx "$m" "$tmp/known" || grep -qx "$(sed 's/_\(bucket\|sum\|count\)$//' <<<"$m")" "$tmp/known" ||
+    bad "$dash queries $m, which no node serves"
+done
+echo "$(wc -w <<<"$used") metric names in $(jq '.panels | length' "$dash") panels"
+
+[ $fail -eq 0 ] && echo "deployments: all checks passed"
+exit $fail
