@@ -254,12 +254,36 @@ void brokerhost_free(nb_brokerhost *bh) {
     free(bh);
 }
 
-static void resubscribe(nb_room *room, void *user) {
-    nb_brokerhost *bh = user;
+/* Rooms with local members, collected under their shard locks and
+ * subscribed outside them: a broker may deliver from within subscribe(). */
+typedef struct room_list {
+    nb_room **rooms;
+    uint32_t n, cap;
+} room_list;
+
+static void collect_room(nb_room *room, void *user) {
+    room_list *l = user;
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 64;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+        nb_room **r = realloc(l->rooms, cap * sizeof *r);
+        if (!r)
+            return; /* that room is subscribed at its next first join */
+        l->rooms = r;
+        l->cap = cap;
+    }
     room_ref(room);
-    if (bh->vt->subscribe(bh->ctx.instance, room->name, room->name_len, subscribe_done, room) !=
-        NB_OK)
-        subscribe_done(room, NB_ERR, 0);
+    l->rooms[l->n++] = room;
+}
+
+static void resubscribe_all(nb_brokerhost *bh) {
+    room_list l = {NULL, 0, 0};
+    hub_foreach_room(bh->srv->hub, collect_room, &l);
+    for (uint32_t i = 0; i < l.n; i++)
+        if (bh->vt->subscribe(bh->ctx.instance, l.rooms[i]->name, l.rooms[i]->name_len,
+                              subscribe_done, l.rooms[i]) != NB_OK)
+            subscribe_done(l.rooms[i], NB_ERR, 0); /* drops the reference */
+    free(l.rooms);
 }
 
 void brokerhost_status(nb_brokerhost *bh, uint32_t up, const char *why) {
@@ -269,7 +293,7 @@ void brokerhost_status(nb_brokerhost *bh, uint32_t up, const char *why) {
     metrics_set(bh->srv->m.broker_up, now);
     if (now) {
         log_info("broker: up%s%s", why ? ": " : "", why ? why : "");
-        hub_foreach_room(bh->srv->hub, resubscribe, bh);
+        resubscribe_all(bh);
     } else {
         log_warn("broker: down%s%s; rooms are served to local members only until it is back",
                  why ? ": " : "", why ? why : "");
