@@ -40,7 +40,7 @@ deps-apt:
 	fi
 
 deps-node:
-	@if [ ! -d tests/node_modules/ws ] || [ ! -d tests/node_modules/playwright-core ]; then \
+	@if [ ! -d tests/node_modules/ws ] || [ ! -d tests/node_modules/playwright-core ] || [ ! -d tests/node_modules/protobufjs ]; then \
 	  (cd tests && npm ci --no-audit --no-fund); \
 	fi
 

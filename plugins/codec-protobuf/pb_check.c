@@ -54,10 +54,11 @@ uint32_t pb_utf8_seq(const uint8_t *s, uint32_t n) {
     return 0;
 }
 
-/* A varint at *pos; 0 when it runs past the end or past 64 bits. */
-static int read_varint(const uint8_t *p, uint32_t len, uint32_t *pos, uint64_t *out) {
+/* A varint of at most `max` bytes at *pos; 0 when it runs past the end or
+ * past `max` bytes (10 for a value: 64 bits). */
+static int read_varint(const uint8_t *p, uint32_t len, uint32_t *pos, uint32_t max, uint64_t *out) {
     uint64_t v = 0;
-    for (uint32_t i = 0; i < 10; i++) {
+    for (uint32_t i = 0; i < max; i++) {
         if (*pos >= len)
             return 0;
         uint8_t b = p[(*pos)++];
@@ -139,7 +140,9 @@ int32_t pb_check(const uint8_t *p, uint32_t len, nb_decode_error *err) {
     while (pos < len) {
         uint32_t at = pos;
         uint64_t tag, v = 0;
-        if (!read_varint(p, len, &pos, &tag) || tag > UINT32_MAX)
+        /* A tag is a 32-bit varint, at most 5 bytes (protobuf-c refuses a
+         * longer one even when it only pads with zero bits). */
+        if (!read_varint(p, len, &pos, 5, &tag) || tag > UINT32_MAX)
             return pb_fail(err, "bad_message", "truncated or overlong field tag at byte %u", at);
         uint64_t field = tag >> 3;
         int wire = (int)(tag & 7);
@@ -149,7 +152,7 @@ int32_t pb_check(const uint8_t *p, uint32_t len, nb_decode_error *err) {
         uint32_t n = 0;
         switch (wire) {
         case PB_VARINT:
-            if (!read_varint(p, len, &pos, &v))
+            if (!read_varint(p, len, &pos, 10, &v))
                 return pb_fail(err, "bad_message", "truncated or overlong varint at byte %u", pos);
             break;
         case PB_I64:
@@ -162,7 +165,7 @@ int32_t pb_check(const uint8_t *p, uint32_t len, nb_decode_error *err) {
             break;
         }
         case PB_LEN:
-            if (!read_varint(p, len, &pos, &v))
+            if (!read_varint(p, len, &pos, 10, &v))
                 return pb_fail(err, "bad_message", "truncated length at byte %u", pos);
             if (v > len - pos)
                 return pb_fail(err, "bad_message",

@@ -387,6 +387,7 @@ static void test_bad_message(void) {
     CU_ASSERT(fails_n(B("\x08\x01\x38\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01"),
                       "bad_message"));                                    /* 11-byte varint */
     CU_ASSERT(fails_n(B("\x80\x80\x80\x80\x80\x01\x00"), "bad_message")); /* tag > 32 bits */
+    CU_ASSERT(fails_n(B("\x08\x04\x80\x80\x88\x80\x80\x00\x01"), "bad_message")); /* 6-byte tag */
     CU_ASSERT(fails_n(B("\x08\x01\x12\x05"
                         "ab"),
                       "bad_message")); /* length past the end */
