@@ -23,7 +23,7 @@ APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-1
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test build build-asan build-tsan build-fuzz fuzz deps deps-apt deps-node lint format clean
+.PHONY: all run test build web-vendor build-asan build-tsan build-fuzz fuzz deps deps-apt deps-node lint format clean
 
 all: build
 
@@ -60,8 +60,21 @@ $(TSAN_BUILD)/build.ninja:
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true
 
-build: deps-apt $(BUILD)/build.ninja
+build: deps-apt web-vendor $(BUILD)/build.ninja
 	meson compile -C $(BUILD)
+
+# The browser client's Protobuf runtime: protobufjs's minimal build, from
+# npm (web-deps/package.json, pinned) into web/vendor/ (not in git). Without
+# npm the page still works, offering JSON only; the e2e test needs it.
+WEB_PB := web-deps/node_modules/protobufjs/dist/minimal/protobuf.min.js
+web-vendor:
+	@if [ ! -f $(WEB_PB) ]; then \
+	  if command -v npm >/dev/null; then (cd web-deps && npm ci --no-audit --no-fund); \
+	  else echo "warning: npm missing: the browser client will offer JSON only"; fi; \
+	fi
+	@if [ -f $(WEB_PB) ]; then mkdir -p web/vendor && \
+	  cp -u $(WEB_PB) web/vendor/protobuf.min.js && \
+	  cp -u web-deps/node_modules/protobufjs/LICENSE web/vendor/protobuf.LICENSE; fi
 
 build-asan: deps-apt $(ASAN_BUILD)/build.ninja
 	meson compile -C $(ASAN_BUILD)
