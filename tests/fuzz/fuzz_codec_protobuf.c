@@ -122,7 +122,9 @@ static nb_buf *encode(const nb_msg *m) {
 
 static void same_string(const nb_str *a, const nb_str *b) {
     FUZZ_CHECK((a->ptr == NULL) == (b->ptr == NULL));
-    FUZZ_CHECK(a->len == b->len && (!a->len || memcmp(a->ptr, b->ptr, a->len) == 0));
+    if (!a->ptr || !b->ptr)
+        return;
+    FUZZ_CHECK(a->len == b->len && memcmp(a->ptr, b->ptr, a->len) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

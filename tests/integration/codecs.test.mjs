@@ -42,6 +42,14 @@ async function framesUntil(c, pred, timeoutMs = 5000) {
     if (pred(f)) return out;
   }
 }
+// Wait until a frame matching pred is queued, without taking it.
+async function arrived(c, pred, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!c.frames.some(pred)) {
+    if (Date.now() > deadline) throw new Error(`timeout; have ${JSON.stringify(c.frames).slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 const presenceWith = (room, n) => (f) => f.type === 'presence' && f.room === room && f.users.length === n;
 
 async function expectError(c, code) {
@@ -93,7 +101,12 @@ test('mixed room: JSON and Protobuf members see the same events in the same orde
   // Interleaved senders of both codecs, Unicode and an empty content.
   const lines = [[j1, 'hello from json'], [p1, 'hello from proto ✓'], [p2, ''], [j2, 'zoë 😀'],
     [p1, 'x'.repeat(3000)], [j1, 'last']];
-  for (const [c, content] of lines) c.send({ type: 'message', room, content });
+  // Each waits for its own echo, so the room's order is the list's order
+  // (messages of different connections have no order of their own).
+  for (const [c, content] of lines) {
+    c.send({ type: 'message', room, content });
+    await arrived(c, (f) => f.type === 'message' && f.content === content);
+  }
   for (const c of all)
     seen.get(c).push(...(await framesUntil(c, (f) => f.type === 'message' && f.content === 'last')));
   // pete leaves: the others see leave + presence.
@@ -106,10 +119,15 @@ test('mixed room: JSON and Protobuf members see the same events in the same orde
   const ref = seen.get(j1);
   assert.deepEqual(ref.filter((f) => f.type === 'message').map((f) => f.content),
     lines.map(([, content]) => content));
+  const seqs = [];
   for (const f of ref.filter((f) => f.type === 'message')) {
     assert.equal(typeof f.id, 'string');
     assert.ok(Number.isInteger(f.ts));
+    seqs.push(f.seq);
   }
+  // seq travels in both codecs (the views are compared whole below).
+  assert.ok(seqs.every((q, i) => Number.isInteger(q) && (i === 0 || q === seqs[i - 1] + 1)),
+    `message seq strictly increasing by one: ${seqs}`);
   // Each member joined later than jane: its view is jane's from its first
   // frame on (pete's ends with its own leave: no presence after it).
   for (const c of [p1, p2, j2]) {
