@@ -130,26 +130,36 @@ int main(int argc, char **argv) {
             return 1;
         uint32_t len = b->len;
         uint8_t *frame = malloc(len);
-        memcpy(frame, b->data, len);
+        if (frame)
+            memcpy(frame, b->data, len);
         buf_unref(b);
+        if (!frame)
+            return 1;
+        int failed = 0;
 
         double t0 = now_ns();
-        for (long i = 0; i < iters && do_encode; i++) {
-            if (vt->encode(inst, &cases[c], &b) != NB_OK)
-                return 1;
-            buf_unref(b);
+        for (long i = 0; i < iters && do_encode && !failed; i++) {
+            failed = vt->encode(inst, &cases[c], &b) != NB_OK;
+            if (!failed)
+                buf_unref(b);
         }
         double t1 = now_ns();
-        for (long i = 0; i < iters && do_decode; i++) {
+        for (long i = 0; i < iters && do_decode && !failed; i++) {
             nb_msg m;
             memset(&m, 0, sizeof m);
             m.struct_size = sizeof m;
             nb_decode_error err;
-            if (vt->decode(inst, frame, len, &m, &err) != NB_OK)
-                return 1;
+            memset(&err, 0, sizeof err);
+            err.struct_size = sizeof err;
+            failed = vt->decode(inst, frame, len, &m, &err) != NB_OK;
             vt->release(inst, &m);
         }
         double t2 = now_ns();
+        if (failed) {
+            fprintf(stderr, "%s: %s failed\n", desc->name, names[c]);
+            free(frame);
+            return 1;
+        }
         printf("%-16s %-22s %4u bytes  encode %7.1f ns  decode %7.1f ns\n", desc->name, names[c],
                len, (t1 - t0) / (double)iters, (t2 - t1) / (double)iters);
         free(frame);
