@@ -29,7 +29,7 @@ APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-1
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test test-plain test-asan test-tsan test-valgrind test-fuzz test-lint build build-asan build-tsan build-fuzz fuzz deps deps-apt deps-node-cmds deps-node \
+.PHONY: all run test test-plain test-asan test-tsan test-valgrind test-fuzz test-lint build web-vendor build-asan build-tsan build-fuzz fuzz deps deps-apt deps-node-cmds deps-node \
   lint format clean fresh-check
 
 all: build
@@ -95,7 +95,7 @@ $(TSAN_BUILD)/build.ninja:
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true
 
-build: deps-apt deps-node-cmds $(BUILD)/build.ninja
+build: deps-apt deps-node-cmds web-vendor $(BUILD)/build.ninja
 	$(call reconfigure_if_node_appeared,$(BUILD))
 	meson compile -C $(BUILD)
 

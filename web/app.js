@@ -1,5 +1,6 @@
-// Nebula browser client: plain JS, no build step. Speaks the JSON codec
-// (subprotocol nebula.json.v1) of docs/PROTOCOL.md.
+// Nebula browser client: plain JS. Speaks the JSON codec (subprotocol
+// nebula.json.v1) of docs/PROTOCOL.md, or Protobuf (nebula.proto.v1, see
+// proto.js) when chosen in the join form or with ?codec=proto.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +25,7 @@ const state = {
   lastError: null,    // last error frame, to explain a close that follows it
   signingOut: false,
   restarted: false,   // the last drop was close 1001: the server restarts, the network is fine
+  codec: null,        // the CODECS entry the current socket speaks
 };
 
 // ---- names -----------------------------------------------------------------
@@ -178,9 +180,20 @@ function setStatus(kind, text) {
   $('reconnect-button').hidden = kind !== 'reconnecting';
 }
 
+// ---- codecs ------------------------------------------------------------------
+
+const CODECS = {
+  json: { subprotocol: 'nebula.json.v1', binary: false, encode: JSON.stringify, decode: JSON.parse },
+  proto: window.NebulaProto || null, // proto.js, when the runtime was vendored
+};
+
+function codec() {
+  return CODECS[$('codec').value] || CODECS.json;
+}
+
 function send(obj) {
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
-  state.ws.send(JSON.stringify(obj));
+  state.ws.send(state.codec.encode(obj));
   return true;
 }
 
@@ -193,7 +206,9 @@ function connect() {
   if (state.urlRoom) q.set('room', state.urlRoom);
   q.set('username', state.me);
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${scheme}//${location.host}/ws?${q}`, 'nebula.json.v1');
+  state.codec = codec();
+  const ws = new WebSocket(`${scheme}//${location.host}/ws?${q}`, state.codec.subprotocol);
+  if (state.codec.binary) ws.binaryType = 'arraybuffer';
   state.ws = ws;
   state.lastError = null;
   setStatus('connecting', state.attempt ? `Reconnecting (attempt ${state.attempt + 1})…` : 'Connecting…');
@@ -204,7 +219,7 @@ function connect() {
 
 function onFrame(data) {
   let f;
-  try { f = JSON.parse(data); } catch { return notice(null, 'Received a frame that is not JSON.', 'error'); }
+  try { f = state.codec.decode(data); } catch { return notice(null, 'Received a frame that could not be decoded.', 'error'); }
   if (!f || typeof f !== 'object') return;
   if (f.type === 'welcome') return onWelcome();
   if (f.type === 'error') return onError(f);
@@ -359,6 +374,10 @@ $('join-form').addEventListener('submit', (e) => {
   if (!err.hidden) return $('username').focus();
   showFieldError($('room'), err, nameProblem('Room', room, MAX_ROOM));
   if (!err.hidden) return $('room').focus();
+  if (!CODECS[$('codec').value]) {
+    showFieldError($('codec'), err, 'Protobuf is not available here: web/vendor/protobuf.min.js is missing (make build copies it).');
+    return $('codec').focus();
+  }
   resetChat();
   state.me = user;
   state.signingOut = false;
@@ -425,3 +444,9 @@ document.addEventListener('keydown', (e) => {
   const i = list.indexOf(state.current) + (e.key === 'ArrowDown' ? 1 : -1);
   if (i >= 0 && i < list.length) { e.preventDefault(); showRoom(list[i]); }
 });
+
+// ?codec=proto (or json) preselects the encoding.
+{
+  const wanted = new URLSearchParams(location.search).get('codec');
+  if (wanted === 'proto' || wanted === 'json') $('codec').value = wanted;
+}

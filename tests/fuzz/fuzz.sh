@@ -37,12 +37,14 @@ declare -A max_len=(
   [fuzz-http-request]=9000
   [fuzz-config]=8192
   [fuzz-codec-json]=4096
+  [fuzz-codec-protobuf]=4096
 )
 # Tokens of each input language, to get past the first checks sooner.
 declare -A dict=(
   [fuzz-http-request]=http.dict
   [fuzz-config]=config.dict
   [fuzz-codec-json]=json.dict
+  [fuzz-codec-protobuf]=proto.dict
 )
 # ASan keeps freed blocks in a 256 MB quarantine; the stream targets free
 # thousands of small blocks per input, which keeps a process near 1 GB.
@@ -50,7 +52,7 @@ declare -A dict=(
 # a pointer across inputs) and leaves room under libFuzzer's 2 GB limit.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=64"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz-frame-scan fuzz-ws-recv fuzz-http-request fuzz-config fuzz-codec-json)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz-frame-scan fuzz-ws-recv fuzz-http-request fuzz-config fuzz-codec-json fuzz-codec-protobuf)
 
 failed=()
 for t in "${targets[@]}"; do

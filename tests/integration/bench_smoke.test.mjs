@@ -40,3 +40,46 @@ test('nebula-bench S2: 1 msg/s per connection, nothing lost', { timeout: 60000 }
   }
   assert.equal(stopped.code, 0, stopped.stderr);
 });
+
+// --codec: Protobuf only, and mixed rooms (even ids JSON, odd ids
+// Protobuf) against a server with both codecs; a JSON-only server refuses
+// the Protobuf upgrade, which the bench reports as failed connections.
+for (const codec of ['proto', 'mixed']) {
+  test(`nebula-bench S2 --codec ${codec}: nothing lost`, { timeout: 60000 }, async () => {
+    const srv = await startServer({
+      plugins: { codecs: ['codec-json', 'codec-protobuf'] },
+      limits: { messages_per_second: 0, max_queued_bytes: 67108864 },
+    });
+    let stopped;
+    try {
+      const connections = sanitized ? 100 : 400;
+      const r = await runBench(['S2', '--port', String(srv.port), '--connections', String(connections),
+        '--room-size', '10', '--rate', '1', '--duration', '3', '--warmup', '1', '--drain', '2',
+        '--codec', codec, '--fail-on-loss'], 50000);
+      assert.equal(r.code, 0, `exit ${r.code} ${r.signal ?? ''}\n${r.stderr}`);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.params.codec, codec);
+      assert.equal(out.connections.ok, connections);
+      assert.ok(out.messages.expected > 0, 'nothing was expected');
+      assert.equal(out.messages.delivered, out.messages.expected);
+      assert.equal(out.messages.lost, 0);
+    } finally {
+      stopped = await srv.stop();
+    }
+    assert.equal(stopped.code, 0, stopped.stderr);
+  });
+}
+
+test('nebula-bench --codec proto against a JSON-only server: the upgrade is refused', { timeout: 30000 }, async () => {
+  const srv = await startServer({});
+  try {
+    const r = await runBench(['S2', '--port', String(srv.port), '--connections', '2', '--room-size', '2',
+      '--rate', '1', '--duration', '0.5', '--warmup', '0', '--drain', '0.5', '--codec', 'proto',
+      '--fail-on-loss'], 20000);
+    assert.notEqual(r.code, 0, r.stdout);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.connections.failed, 2, r.stdout);
+  } finally {
+    await srv.stop();
+  }
+});

@@ -26,6 +26,10 @@
 
 enum scenario { SC_S1 = 1, SC_S2, SC_S3, SC_S4 };
 
+/* --codec: what the connections speak. Mixed: even ids JSON, odd ids
+ * Protobuf, so every room of two or more has members of both. */
+enum codec_mode { CODEC_JSON = 0, CODEC_PROTO, CODEC_MIXED };
+
 typedef struct bench_params {
     enum scenario scen;
     const char *scen_name;
@@ -55,7 +59,14 @@ typedef struct bench_params {
     double p99_limit_ms; /* auto S3 stop rule */
     char room_prefix[24];
     uint64_t seed;
+    enum codec_mode codec;
+    bool codec_given; /* --codec given: JSON connections name nebula.json.v1 too */
 } bench_params;
+
+/* Whether connection `id` speaks Protobuf under p->codec. */
+static inline bool bench_conn_proto(const bench_params *p, uint32_t id) {
+    return p->codec == CODEC_PROTO || (p->codec == CODEC_MIXED && (id & 1u));
+}
 
 /* ---- control messages: {type, len} then len bytes ----------------------- */
 

@@ -231,6 +231,14 @@ int client_start(worker *w, conn *c) {
     return 0;
 }
 
+/* The subprotocol connection c names in its upgrade, or NULL: none when
+ * --codec was not given, so that servers without subprotocols work. */
+static const char *subprotocol(const bench_params *p, const conn *c) {
+    if (bench_conn_proto(p, c->id))
+        return "nebula.proto.v1";
+    return p->codec_given ? "nebula.json.v1" : NULL;
+}
+
 static void send_upgrade(worker *w, conn *c) {
     uint8_t raw[16];
     uint64_t r1 = bench_rand(&w->rng), r2 = bench_rand(&w->rng);
@@ -251,14 +259,17 @@ static void send_upgrade(worker *w, conn *c) {
     EVP_EncodeBlock((unsigned char *)c->accept, md, 20);
 
     char req[512];
+    const char *sub = subprotocol(w->p, c);
     int n = snprintf(req, sizeof req,
                      "GET /ws?room=%s-%u&username=u%u HTTP/1.1\r\n"
                      "Host: %s:%u\r\n"
                      "Upgrade: websocket\r\n"
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\n"
+                     "%s%s%s"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     w->p->room_prefix, c->room, c->id, w->p->host, (unsigned)w->p->port, key);
+                     w->p->room_prefix, c->room, c->id, w->p->host, (unsigned)w->p->port, key,
+                     sub ? "Sec-WebSocket-Protocol: " : "", sub ? sub : "", sub ? "\r\n" : "");
     c->state = C_HANDSHAKE;
     want(w, c, EV_READ);
     if (n < 0 || (size_t)n >= sizeof req || conn_write(w, c, (const uint8_t *)req, (size_t)n) < 0)
@@ -280,8 +291,9 @@ static bool ieq(const char *s, const char *e, const char *lit) {
 }
 
 /* Length of the 101 response head, 0 while incomplete, -1 when refused
- * (why says how). */
-static long parse_response(conn *c, const uint8_t *d, size_t len, char *why, size_t whylen) {
+ * (why says how). A subprotocol we asked for must come back. */
+static long parse_response(const bench_params *p, conn *c, const uint8_t *d, size_t len, char *why,
+                           size_t whylen) {
     const uint8_t *end = memmem(d, len, "\r\n\r\n", 4);
     if (!end) {
         if (len > MAX_HEAD) {
@@ -302,6 +314,8 @@ static long parse_response(conn *c, const uint8_t *d, size_t len, char *why, siz
         return -1;
     }
     bool upgrade = false, accept = false;
+    const char *sub = subprotocol(p, c);
+    bool sub_ok = sub == NULL;
     for (const char *line = eol + 1; line < e;) {
         const char *nl = memchr(line, '\n', (size_t)(e - line));
         if (!nl)
@@ -316,8 +330,14 @@ static long parse_response(conn *c, const uint8_t *d, size_t len, char *why, siz
             else if (ieq(name, ne, "sec-websocket-accept") && ve - val == 28 &&
                      memcmp(val, c->accept, 28) == 0)
                 accept = true;
+            else if (sub && ieq(name, ne, "sec-websocket-protocol") && ieq(val, ve, sub))
+                sub_ok = true;
         }
         line = nl + 1;
+    }
+    if (upgrade && accept && !sub_ok) {
+        snprintf(why, whylen, "the server did not accept subprotocol %s", sub);
+        return -1;
     }
     if (!upgrade || !accept) {
         snprintf(why, whylen, "bad upgrade response (%s)",
@@ -367,18 +387,86 @@ typedef struct rx_time {
     uint64_t arrived; /* the kernel queued them on the socket, same clock; 0: unknown */
 } rx_time;
 
-static void on_message(worker *w, const uint8_t *p, size_t len, const rx_time *rt) {
+/* A varint at *p; NULL when cut short or longer than 10 bytes. */
+static const uint8_t *pb_varint(const uint8_t *p, const uint8_t *end, uint64_t *out) {
+    uint64_t v = 0;
+    for (int i = 0; i < 10 && p < end; i++) {
+        uint8_t b = *p++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = v;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The content of a nebula.v1.Envelope of type message (proto/nebula.proto:
+ * type = 1, content = 4), or NULL; *is_message says whether the type was
+ * message. Unknown fields are skipped; anything malformed is NULL.
+ */
+static const uint8_t *pb_message_content(const uint8_t *p, const uint8_t *end, bool *is_message,
+                                         const uint8_t **content_end) {
+    const uint8_t *content = NULL;
+    *is_message = false;
+    while (p < end) {
+        uint64_t tag, v;
+        if (!(p = pb_varint(p, end, &tag)))
+            return NULL;
+        switch (tag & 7) {
+        case 0:
+            if (!(p = pb_varint(p, end, &v)))
+                return NULL;
+            if (tag >> 3 == 1)
+                *is_message = v == 1;
+            break;
+        case 1:
+        case 5: {
+            size_t n = (tag & 7) == 1 ? 8 : 4;
+            if ((size_t)(end - p) < n)
+                return NULL;
+            p += n;
+            break;
+        }
+        case 2:
+            if (!(p = pb_varint(p, end, &v)) || v > (uint64_t)(end - p))
+                return NULL;
+            if (tag >> 3 == 4) {
+                content = p;
+                *content_end = p + v;
+            }
+            p += v;
+            break;
+        default:
+            return NULL;
+        }
+    }
+    return content;
+}
+
+static void on_message(worker *w, const conn *c, const uint8_t *p, size_t len, const rx_time *rt) {
     static const char fast[] = "{\"type\":\"message\"";
     const uint8_t *end = p + len;
-    if (len < sizeof fast - 1 || memcmp(p, fast, sizeof fast - 1) != 0) {
-        /* not in the usual key order: look the top-level type up */
-        const uint8_t *t = after_key(p, end, "\"type\"", 6);
-        if (!t || end - t < 8 || memcmp(t, "message\"", 8) != 0) {
+    const uint8_t *v;
+    if (bench_conn_proto(w->p, c->id)) {
+        bool is_message;
+        v = pb_message_content(p, end, &is_message, &end);
+        if (!is_message) {
             w->sr.other++;
             return;
         }
+    } else {
+        if (len < sizeof fast - 1 || memcmp(p, fast, sizeof fast - 1) != 0) {
+            /* not in the usual key order: look the top-level type up */
+            const uint8_t *t = after_key(p, end, "\"type\"", 6);
+            if (!t || end - t < 8 || memcmp(t, "message\"", 8) != 0) {
+                w->sr.other++;
+                return;
+            }
+        }
+        v = after_key(p, end, "\"content\"", 9);
     }
-    const uint8_t *v = after_key(p, end, "\"content\"", 9);
     uint64_t t = 0, s = 0;
     if (!v || end - v < 2 || v[0] != 't' || v[1] != '=' || !(v = read_u64(v + 2, end, &t)) ||
         end - v < 3 || v[0] != ' ' || v[1] != 's' || v[2] != '=' || !read_u64(v + 3, end, &s)) {
@@ -460,7 +548,7 @@ static long parse_frames(worker *w, conn *c, const uint8_t *d, size_t len, const
                 return -1;
             }
             if (fin) {
-                on_message(w, pay, pl, rt);
+                on_message(w, c, pay, pl, rt);
             } else {
                 c->frag_op = op;
                 c->frag_len = 0;
@@ -484,7 +572,7 @@ static long parse_frames(worker *w, conn *c, const uint8_t *d, size_t len, const
             memcpy(c->frag + c->frag_len, pay, pl);
             c->frag_len += (uint32_t)pl;
             if (fin) {
-                on_message(w, c->frag, c->frag_len, rt);
+                on_message(w, c, c->frag, c->frag_len, rt);
                 c->frag_op = 0;
                 c->frag_len = 0;
             }
@@ -592,7 +680,7 @@ static void on_readable(worker *w, conn *c) {
         c->rx_len = 0;
         if (c->state == C_HANDSHAKE) {
             char why[160];
-            long h = parse_response(c, w->rbuf, len, why, sizeof why);
+            long h = parse_response(w->p, c, w->rbuf, len, why, sizeof why);
             if (h < 0) {
                 lost(w, c, why);
                 return;
@@ -657,12 +745,58 @@ static void io_cb(struct ev_loop *loop, ev_io *io, int revents) {
 
 /* ---- sending --------------------------------------------------------- */
 
+static uint8_t *put_varint(uint8_t *p, uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The same chat message as an Envelope: type 1, room, content "t=.. s=.. "
+ * padded with 'x' to --content-bytes. */
+static uint64_t send_chat_proto(worker *w, conn *c, uint8_t *pay, size_t cap) {
+    const bench_params *p = w->p;
+    char room[64], fields[48];
+    int rl = snprintf(room, sizeof room, "%s-%u", p->room_prefix, c->room);
+    uint64_t t = now_ns();
+    uint64_t s = ++w->seq * (uint64_t)p->processes + (uint64_t)w->index;
+    int fl = snprintf(fields, sizeof fields, "t=%llu s=%llu ", (unsigned long long)t,
+                      (unsigned long long)s);
+    size_t clen = (long)fl < p->content_bytes ? (size_t)p->content_bytes : (size_t)fl;
+    if (rl < 0 || (size_t)rl >= sizeof room || fl < 0 || (size_t)fl >= sizeof fields ||
+        cap < 16 + (size_t)rl + clen)
+        return 0;
+    uint8_t *q = pay;
+    *q++ = 0x08; /* type */
+    *q++ = 1;    /* TYPE_MESSAGE */
+    *q++ = 0x12; /* room */
+    q = put_varint(q, (uint64_t)rl);
+    memcpy(q, room, (size_t)rl);
+    q += rl;
+    *q++ = 0x22; /* content */
+    q = put_varint(q, clen);
+    memcpy(q, fields, (size_t)fl);
+    memset(q + fl, 'x', clen - (size_t)fl);
+    q += clen;
+    size_t flen;
+    uint8_t *f = frame_in_place(w, 2, pay, (size_t)(q - pay), &flen);
+    if (conn_write(w, c, f, flen) < 0) {
+        lost(w, c, strerror(errno));
+        return 0;
+    }
+    return t;
+}
+
 uint64_t client_send_chat(worker *w, conn *c) {
     if (c->state != C_OPEN || c->tx_len - c->tx_off > TX_BACKLOG_MAX)
         return 0;
     const bench_params *p = w->p;
     uint8_t *pay = w->sbuf + 14;
     size_t cap = w->sbuf_cap - 14;
+    if (bench_conn_proto(p, c->id))
+        return send_chat_proto(w, c, pay, cap);
     int head = snprintf((char *)pay, cap, "{\"type\":\"message\",\"room\":\"%s-%u\",\"content\":\"",
                         p->room_prefix, c->room);
     uint64_t t = now_ns();

@@ -76,6 +76,10 @@ static const char usage_text[] =
     "                         S2, S4: msg/s per connection; S3: msg/s for the\n"
     "                         whole room (deliveries/s = R x members)\n"
     "  --content-bytes N      length of each message's content [64]\n"
+    "  --codec json|proto|mixed\n"
+    "                         subprotocol nebula.json.v1 (text frames) or\n"
+    "                         nebula.proto.v1 (binary); mixed: even ids JSON,\n"
+    "                         odd ids Protobuf [json, without naming a subprotocol]\n"
     "Timing (seconds, fractional allowed):\n"
     "  --duration S           measured window of each step (S1: idle hold)\n"
     "  --warmup S             sending before the window, not measured [2]\n"
@@ -202,6 +206,7 @@ enum {
     O_PREFIX,
     O_SEED,
     O_SCEN,
+    O_CODEC,
 };
 
 static void parse_args(bench_params *p, int argc, char **argv) {
@@ -231,6 +236,7 @@ static void parse_args(bench_params *p, int argc, char **argv) {
         {"room-prefix", required_argument, NULL, O_PREFIX},
         {"seed", required_argument, NULL, O_SEED},
         {"scenario", required_argument, NULL, O_SCEN},
+        {"codec", required_argument, NULL, O_CODEC},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -287,6 +293,17 @@ static void parse_args(bench_params *p, int argc, char **argv) {
             break;
         case O_SETTLE:
             settle = num("--settle", optarg, 0, 600);
+            break;
+        case O_CODEC:
+            if (strcmp(optarg, "json") == 0)
+                p->codec = CODEC_JSON;
+            else if (strcmp(optarg, "proto") == 0)
+                p->codec = CODEC_PROTO;
+            else if (strcmp(optarg, "mixed") == 0)
+                p->codec = CODEC_MIXED;
+            else
+                die_usage("--codec must be json, proto or mixed, not '%s'", optarg);
+            p->codec_given = true;
             break;
         case O_CONTENT:
             content = whole("--content-bytes", optarg, 16, 60000);

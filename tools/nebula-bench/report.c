@@ -106,8 +106,12 @@ void report_print(FILE *out, const bench_params *p, const run_result *r) {
     }
     fprintf(out,
             "\"duration_s\": %g, \"warmup_s\": %g, \"drain_s\": %g, \"settle_s\": %g, "
-            "\"content_bytes\": %ld, \"processes\": %d, \"src_base\": ",
-            p->duration, p->warmup, p->drain, p->settle, p->content_bytes, p->processes);
+            "\"content_bytes\": %ld, \"codec\": \"%s\", \"processes\": %d, \"src_base\": ",
+            p->duration, p->warmup, p->drain, p->settle, p->content_bytes,
+            p->codec == CODEC_PROTO   ? "proto"
+            : p->codec == CODEC_MIXED ? "mixed"
+                                      : "json",
+            p->processes);
     if (p->src_bind) {
         char a[16];
         uint32_t b = ntohl(p->src_base.s_addr);
