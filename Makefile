@@ -103,6 +103,15 @@ build-asan: deps-apt deps-node-cmds $(ASAN_BUILD)/build.ninja
 	$(call reconfigure_if_node_appeared,$(ASAN_BUILD))
 	meson compile -C $(ASAN_BUILD)
 
+# The browser client's Protobuf runtime: protobufjs's minimal build, from
+# npm (web-deps/package.json, pinned) into web/vendor/ (not in git).
+WEB_PB := web-deps/node_modules/protobufjs/dist/minimal/protobuf.min.js
+web-vendor: deps-node-cmds
+	@if [ ! -f $(WEB_PB) ]; then (cd web-deps && npm ci --no-audit --no-fund); fi
+	@mkdir -p web/vendor && \
+	  cp -u $(WEB_PB) web/vendor/protobuf.min.js && \
+	  cp -u web-deps/node_modules/protobufjs/LICENSE web/vendor/protobuf.LICENSE
+
 build-tsan: deps-apt deps-node-cmds $(TSAN_BUILD)/build.ninja
 	$(call reconfigure_if_node_appeared,$(TSAN_BUILD))
 	meson compile -C $(TSAN_BUILD)

@@ -29,7 +29,8 @@ extern "C" {
 /*
  * Why decode failed: a stable machine code (see docs/PROTOCOL.md, e.g.
  * "bad_json", "bad_field", "missing_field", "unknown_type") and a human
- * reason. The codec writes NUL-terminated text into these fixed arrays.
+ * reason. The codec writes NUL-terminated text into these fixed arrays;
+ * "bad_message" is the codec-neutral code for input it cannot decode.
  */
 typedef struct nb_decode_error {
     uint32_t struct_size;
