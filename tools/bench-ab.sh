@@ -7,9 +7,11 @@
 # Each round runs, on A then on B, with a fresh server each time:
 #   S3 at 1M, 2M and 2.88M deliveries/s (500, 1000, 1442 msg/s in a room of
 #   2,000), and S4 at 0.5 and 1 msg/s per connection (19,000 connections).
-# EXTRA_CONF (text) is appended to B's config, e.g. a store:
-#   EXTRA_CONF=$'[plugins]\nstore = "store-memory"' ... (plugins from B's
-#   tests/fixtures folder when B_STORE_FIXTURES=1).
+# EXTRA_CONF (text) goes into B's [plugins] section, e.g. a store:
+#   B_STORE_FIXTURES=1 EXTRA_CONF='store = "store-memory"' tools/bench-ab.sh …
+#   (B_STORE_FIXTURES=1: plugins from B's tests/fixtures folder, where the
+#   contract fixtures are). Copy a build folder before measuring it if you
+#   go on building meanwhile.
 # The bench tool is B's (both speak the same protocol).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +24,11 @@ port=9300
 mkdir -p "$out"
 
 conf_for() { # build label -> config path
-  local dir=$1/plugins extra=""
+  local root dir extra=""
+  root=$(cd "$1" && pwd)
+  dir=$root/plugins
   [ "$2" = B ] && extra=${EXTRA_CONF:-}
-  [ "$2" = B ] && [ "${B_STORE_FIXTURES:-0}" = 1 ] && dir=$1/tests/fixtures
+  [ "$2" = B ] && [ "${B_STORE_FIXTURES:-0}" = 1 ] && dir=$root/tests/fixtures
   local f="$out/$2.conf"
   cat >"$f" <<CONF
 [server]
@@ -32,7 +36,7 @@ listen = "127.0.0.1:$port"
 web_root = ""
 log_level = "warn"
 [plugins]
-dir = "$PWD/$dir"
+dir = "$dir"
 ${extra}
 [limits]
 messages_per_second = 0
