@@ -89,7 +89,7 @@ typedef struct nb_room {
     uint32_t n_backlog;
     uint32_t cap_backlog;
     nb_history *loaded;   /* a since-load's result, for the first join of the backlog */
-    int presence_pending; /* a batched presence is due (worker.h) */
+    int presence_pending; /* a batched presence is due (pipeline.c) */
     struct nb_room *next; /* hash chain in the shard */
     /* local halves: local[w] belongs to worker w's thread */
     nb_room_local *local;
