@@ -5,7 +5,7 @@
  * main_mailbox_events); a full mailbox refuses a publish, whose sender
  * then gets broker_unavailable. Completions come back on the main loop;
  * an error for a message goes to its sender through its worker's mailbox.
- * While the broker is down, rooms are served locally (pipeline.c).
+ * While the broker is down, rooms are served locally (sequence.c).
  */
 #include "brokerhost.h"
 

@@ -2,7 +2,7 @@
  * brokerhost.h — the core's side of a broker plugin (broker.h): its
  * instance on the main loop, the main loop's mailbox of requests from the
  * other threads (publish, subscribe, unsubscribe, presence, load; posted by
- * pipeline.c), the broker's completions, and its up/down status (in
+ * pipeline.c, sequence.c), the broker's completions, and its up/down status (in
  * context.h for the pipeline to read).
  */
 #ifndef NEBULA_CORE_BROKERHOST_H

@@ -75,7 +75,7 @@ typedef struct nb_room {
     uint32_t codec_members[NB_MAX_CODECS];
     uint32_t *worker_members; /* [n_workers] users per worker */
     uint64_t last_seq;        /* the room's order: seq of its last message */
-    uint64_t broker_seq;      /* the last seq a sequencing broker gave (pipeline.c) */
+    uint64_t broker_seq;      /* the last seq a sequencing broker gave (sequence.c) */
     uint64_t seq_offset;      /* added to the broker's seq after local sequencing */
     int64_t last_ts;          /* ts never goes backwards within a room */
     nb_record **hist;         /* ring of hist_cap records, oldest at hist_start */
