@@ -35,6 +35,6 @@ void deliver_session_error(nb_worker *w, nb_event *ev) {
         membership_failed(s, ev->room);
     else if (ev->op == NB_OP_LEAVE)
         membership_left(s, ev->room);
-    if (ev->code)
-        session_error(s, ev->code, ev->reason, &room);
+    if (ev->code) /* a store or broker failure: not counted against max_errors */
+        session_error_frame(s, ev->code, ev->reason, &room);
 }

@@ -93,7 +93,7 @@ void membership_join(nb_session *s, const char *name, uint32_t len, const nb_msg
     } else if (rc == NB_JOIN_NOMEM) {
         session_error(s, "internal", "out of memory", &room_str);
     } else if (rc == NB_JOIN_BUSY) {
-        session_error(s, "busy", "the server is busy; try again", &room_str);
+        session_error_frame(s, "busy", "the server is busy; try again", &room_str);
     }
 }
 

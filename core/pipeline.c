@@ -89,9 +89,29 @@ static void post_deliver(nb_poster *p, uint32_t w, nb_room *room, nb_event *ev) 
     p->wake |= UINT64_C(1) << w;
 }
 
+/*
+ * A full writer or main mailbox, or a full room backlog: the caller
+ * answers the sender (the message or join was not taken); here it is
+ * counted, and logged at most once a second with how many were refused
+ * since the last line, so a flood of refusals cannot flood the log.
+ */
+void pipe_refused(nb_server *srv, const char *what, const char *key) {
+    static atomic_int_fast64_t last_ms;
+    static atomic_uint since_last;
+    metrics_add(srv->m.mailbox_refused, 1);
+    atomic_fetch_add(&since_last, 1);
+    int64_t now = clock_mono_ms();
+    int64_t last = atomic_load(&last_ms);
+    if (now - last < 1000 || !atomic_compare_exchange_strong(&last_ms, &last, now))
+        return;
+    log_warn("%s is full: %u event(s) refused since the last such line (raise [server] %s, "
+             "or the machine cannot keep up)",
+             what, atomic_exchange(&since_last, 0), key);
+}
+
 int pipe_post_writer(nb_poster *p, nb_event *ev) {
     if (mailbox_post(p->srv->writer_mb, ev) < 0) {
-        metrics_add(p->srv->m.mailbox_refused, 1);
+        pipe_refused(p->srv, "the store writer's mailbox", "writer_mailbox_events");
         return -1;
     }
     p->wake_writer = 1;
@@ -100,7 +120,7 @@ int pipe_post_writer(nb_poster *p, nb_event *ev) {
 
 int pipe_post_main(nb_poster *p, nb_event *ev) {
     if (mailbox_post(p->srv->main_mb, ev) < 0) {
-        metrics_add(p->srv->m.mailbox_refused, 1);
+        pipe_refused(p->srv, "the main loop's mailbox", "main_mailbox_events");
         return -1;
     }
     p->wake_main = 1;

@@ -12,6 +12,8 @@ nb_msg pipe_msg(uint32_t type, const nb_room *room);
 /* ts never goes backwards within a room (shard lock held). */
 int64_t pipe_ts(nb_room *room);
 void pipe_mark_lost(nb_server *srv, nb_room *room, uint32_t w);
+/* Count (nebula_mailbox_refused_total) and log, at most once a second. */
+void pipe_refused(nb_server *srv, const char *what, const char *key);
 int pipe_post_writer(nb_poster *p, nb_event *ev);
 int pipe_post_main(nb_poster *p, nb_event *ev);
 void pipe_post_room(nb_poster *p, nb_room *room, uint32_t type);

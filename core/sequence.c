@@ -158,6 +158,7 @@ const char *pipeline_message(nb_worker *w, nb_room *room, const char *user, uint
         nb_pending pend = {.kind = NB_PEND_MESSAGE, .rec = rec, .who = origin};
         if (room_backlog_push(room, &pend, srv->settings.room_backlog_events) < 0) {
             record_unref(rec);
+            pipe_refused(srv, "a room's backlog", "room_backlog_events");
             err = "busy";
         }
         rec = NULL;
@@ -250,8 +251,10 @@ int pipeline_join(nb_poster *p, const nb_join_req *req, nb_room **room_out) {
     nb_pending j;
     pending_join(&j, req);
     if (rc == NB_JOIN_OK && room->state == NB_ROOM_LOADING) {
-        if (room_backlog_push(room, &j, srv->settings.room_backlog_events) < 0)
+        if (room_backlog_push(room, &j, srv->settings.room_backlog_events) < 0) {
+            pipe_refused(srv, "a room's backlog", "room_backlog_events");
             rc = NB_JOIN_BUSY;
+        }
     } else if (rc == NB_JOIN_OK && pipe_commit_join_locked(p, room, &j)) {
         room_backlog_push(room, &j, UINT32_MAX); /* first in the backlog */
     }
@@ -329,7 +332,7 @@ void pipeline_remote(nb_server *srv, const nb_msg *msg) {
                 record_unref(rec);
                 for (uint32_t w = 0; w < srv->n_workers; w++)
                     pipe_mark_lost(srv, room, w);
-                metrics_add(srv->m.mailbox_refused, 1);
+                pipe_refused(srv, "a room's backlog", "room_backlog_events");
             }
         } else {
             uint64_t seq = pipe_remote_seq_locked(srv, room, msg->seq);

@@ -49,8 +49,8 @@ static void on_chat(nb_session *s, const nb_msg *in) {
     }
     const char *err = pipeline_message(s->worker, s->rooms[slot].room, s->user, s->user_len,
                                        &in->content, s->ref);
-    if (err)
-        session_error(s, err, pipeline_reason(err), &in->room);
+    if (err) /* the server's failure, not the client's: not counted against max_errors */
+        session_error_frame(s, err, pipeline_reason(err), &in->room);
 }
 
 static void on_leave(nb_session *s, const nb_msg *in) {

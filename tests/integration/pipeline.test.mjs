@@ -317,3 +317,25 @@ test('a full worker mailbox closes the members who would miss events with 4000',
     await stopOk(srv);
   }
 });
+
+test('a full writer mailbox refuses messages with store_unavailable, counted and logged', async () => {
+  const srv = await start({
+    store: 'store-memory', server: { writer_mailbox_events: 64 },
+    extra: '[store-memory]\nflush_delay_ms = 300\n',
+  });
+  try {
+    const a = await enter(srv, 'w', 'alice');
+    for (let i = 0; i < 400; i++) say(a, 'w', `m${i}`);
+    const err = await a.next((f) => f.type === 'error' && f.code === 'store_unavailable', 10000);
+    assert.equal(err.room, 'w');
+    assert.ok(await metric(srv, 'nebula_mailbox_refused_total') > 0);
+    // Every message got an answer: its echo or the error; none vanished.
+    await until(() => a.frames.filter((f) => (f.type === 'message' && f.room === 'w')
+      || (f.type === 'error' && f.code === 'store_unavailable')).length >= 399, 20000,
+    'an answer for every message');
+    a.close();
+  } finally {
+    const r = await stopOk(srv);
+    assert.match(r.stderr, /the store writer's mailbox is full/);
+  }
+});
