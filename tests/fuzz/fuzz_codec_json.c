@@ -16,6 +16,7 @@
  */
 #include "buf.h"
 #include "fuzz.h"
+#include "fuzz_codec.h"
 
 #include <nebula/codec.h>
 #include <nebula/host.h>
@@ -23,43 +24,12 @@
 #include <nebula/plugin.h>
 #include <string.h>
 
-const nb_plugin_desc *nebula_plugin_entry(void);
-
-static void h_log(struct nb_plugin_ctx *ctx, uint32_t level, const char *fmt, ...) {}
-static void *h_alloc(uint64_t size) {
-    return size > SIZE_MAX ? NULL : malloc((size_t)size);
-}
-static void h_free(void *p) {
-    free(p);
-}
-
-static const nb_host host = {
-    .struct_size = sizeof(nb_host),
-    .abi_major = NB_ABI_MAJOR,
-    .abi_minor = NB_ABI_MINOR,
-    .log = h_log,
-    .alloc = h_alloc,
-    .free = h_free,
-    .buf_new = buf_new,
-    .buf_ref = buf_ref,
-    .buf_unref = buf_unref,
-    .buf_reserve = buf_reserve,
-};
-
 static const nb_codec_vtable *vt;
 static void *inst;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    const nb_plugin_desc *desc = nebula_plugin_entry();
-    if (!desc || desc->kind != NB_KIND_CODEC || !desc->vtable) {
-        fprintf(stderr, "codec-json: bad descriptor\n");
-        abort();
-    }
-    vt = desc->vtable;
-    static char ctx_token;
-    if (desc->create(&host, (struct nb_plugin_ctx *)(void *)&ctx_token, &inst) != NB_OK)
-        abort();
+    fuzz_codec_create("codec-json", &vt, &inst);
     return 0;
 }
 
