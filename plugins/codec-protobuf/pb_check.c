@@ -165,8 +165,10 @@ int32_t pb_check(const uint8_t *p, uint32_t len, nb_decode_error *err) {
             break;
         }
         case PB_LEN:
-            if (!read_varint(p, len, &pos, 10, &v))
-                return pb_fail(err, "bad_message", "truncated length at byte %u", pos);
+            /* A length is a 32-bit varint too: at most 5 bytes, as for a
+             * tag (protobuf-c refuses a longer one, zero padding or not). */
+            if (!read_varint(p, len, &pos, 5, &v))
+                return pb_fail(err, "bad_message", "truncated or overlong length at byte %u", pos);
             if (v > len - pos)
                 return pb_fail(err, "bad_message",
                                "field %u at byte %u: length %llu runs past the end",

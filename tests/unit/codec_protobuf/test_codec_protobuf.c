@@ -296,6 +296,8 @@ static void test_bad_message(void) {
                       "bad_message"));                                    /* 11-byte varint */
     CU_ASSERT(fails_n(B("\x80\x80\x80\x80\x80\x01\x00"), "bad_message")); /* tag > 32 bits */
     CU_ASSERT(fails_n(B("\x08\x04\x80\x80\x88\x80\x80\x00\x01"), "bad_message")); /* 6-byte tag */
+    /* a length of 6 bytes, though its value (0) is small: protobuf-c refuses it */
+    CU_ASSERT(fails_n(B("\x08\x01\x12\x00\x22\x80\x80\x80\x80\x80\x00"), "bad_message"));
     CU_ASSERT(fails_n(B("\x08\x01\x12\x05"
                         "ab"),
                       "bad_message")); /* length past the end */
