@@ -28,16 +28,32 @@ export function freePort() {
   });
 }
 
+// The plugin matrix: NEBULA_TEST_STORE / NEBULA_TEST_BROKER name the store
+// and broker every server of a test run uses unless the test names its own
+// (tests/meson.build runs the integration suite once per combination);
+// NEBULA_TEST_STORE_CONF / NEBULA_TEST_BROKER_CONF are appended to a config
+// that uses that store / broker (e.g. the broker's section with the address
+// of the test's Redis).
+export const matrix = {
+  store: process.env.NEBULA_TEST_STORE || 'none',
+  broker: process.env.NEBULA_TEST_BROKER || 'none',
+  storeConf: process.env.NEBULA_TEST_STORE_CONF || '',
+  brokerConf: process.env.NEBULA_TEST_BROKER_CONF || '',
+};
+
 // The smallest config that runs single-node; `extra` is appended verbatim
 // (later sections), `plugins` overrides [plugins] keys.
 export function makeConfig({ port, plugins = {}, server = {}, limits = {}, extra = '' }) {
   const q = (v) => (Array.isArray(v) ? `[${v.map((s) => JSON.stringify(s)).join(', ')}]`
     : typeof v === 'string' ? JSON.stringify(v) : String(v));
   const section = (name, obj) => `[${name}]\n` + Object.entries(obj).map(([k, v]) => `${k} = ${q(v)}`).join('\n') + '\n';
+  const p = { dir: pluginDir, transport: 'transport-ws', codecs: ['codec-json'], store: matrix.store, broker: matrix.broker, ...plugins };
   return section('server', { listen: `127.0.0.1:${port}`, web_root: path.join(repoRoot, 'web'), ...server })
-    + section('plugins', { dir: pluginDir, transport: 'transport-ws', codecs: ['codec-json'], store: 'none', broker: 'none', ...plugins })
+    + section('plugins', p)
     + section('limits', limits)
-    + extra;
+    + extra
+    + (p.store === matrix.store && matrix.storeConf ? `\n${matrix.storeConf}\n` : '')
+    + (p.broker === matrix.broker && matrix.brokerConf ? `\n${matrix.brokerConf}\n` : '');
 }
 
 // Run nebula with arguments and collect its exit code and output.
