@@ -368,10 +368,14 @@ static void on_idle(struct ev_loop *loop, ev_idle *w, int revents) {
 }
 
 void aof_compact_maybe(aof_store *s) {
-    if (s->compaction || s->fd < 0 || s->file_size < (uint64_t)s->compact_min_bytes ||
-        s->file_size < s->next_compact_at)
+    if (s->compaction || s->stopping || s->fd < 0 ||
+        s->file_size < (uint64_t)s->compact_min_bytes || s->file_size < s->next_compact_at)
         return;
-    aof_trim_all(s);
+    /* Age retention brought up to date (at most once a second: it visits
+     * every room), so that the bytes kept are what a rewrite would keep. */
+    if (s->retention_seconds > 0 && s->host->now_ms() - s->last_age_trim >= 1000)
+        aof_trim_all(s);
+    /* live: what a rewrite would keep (records, and a mark per room at most) */
     uint64_t live = AOF_HEADER_SIZE + s->idx.kept_bytes + (uint64_t)s->idx.n_rooms * 64;
     if (s->file_size / (uint64_t)s->compact_ratio < live)
         return;

@@ -386,6 +386,7 @@ static void aof_stop(void *instance) {
     if (s->fd < 0)
         return;
     uint32_t durable;
+    s->stopping = 1;
     aof_flush(s, &durable);
     aof_compact_abort(s, "the store is stopping");
     if (s->loop)

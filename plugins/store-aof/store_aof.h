@@ -62,6 +62,7 @@ typedef struct aof_store {
     int64_t last_age_trim;
     struct aof_compaction *compaction;
     uint64_t next_compact_at; /* after a failed compaction: wait for this size */
+    int stopping;             /* stop() runs: no new compaction */
     struct nb_metric *m_bytes, *m_kept, *m_compactions, *m_failures;
 } aof_store;
 
