@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, runNebula, makeConfig, freePort, pluginDir, repoRoot } from '../lib/server.mjs';
+import { startServer, runNebula, makeConfig, freePort, pluginDir, repoRoot, matrix } from '../lib/server.mjs';
 import { Client } from '../lib/client.mjs';
 
 const sourceRoot = process.env.NEBULA_SOURCE_ROOT || repoRoot;
@@ -70,7 +70,9 @@ before(() => {
   mkdirSync(plugins);
   makeOutput = execFileSync('make', ['-C', src, `OUT=${plugins}`,
     `CFLAGS=-O2 -g -Werror${sanitizerFlags()}`], { env: pkgEnv, timeout: 30000 }).toString();
-  for (const name of ['transport-ws.so', 'codec-json.so']) {
+  // and the plugin matrix's store and broker, which every test server uses
+  const extra = [matrix.store, matrix.broker].filter((p) => p !== 'none').map((p) => `${p}.so`);
+  for (const name of ['transport-ws.so', 'codec-json.so', ...extra]) {
     symlinkSync(path.join(pluginDir, name), path.join(plugins, name));
   }
 });
