@@ -145,8 +145,12 @@ static int32_t pragmas(sq_store *s) {
         return NB_ERR_IO;
     }
     rc = sqlite3_exec(s->db, sync_sql[s->fsync], NULL, NULL, NULL);
+    /* The page cache: each room a batch touches needs its newest leaf page;
+     * too small a cache reads them back from the file on every batch. */
+    char cache[64];
+    snprintf(cache, sizeof cache, "PRAGMA cache_size = %lld", -(long long)s->cache_mib * 1024);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL);
+        rc = sqlite3_exec(s->db, cache, NULL, NULL, NULL);
     return rc == SQLITE_OK ? NB_OK : sq_fail(s, rc, "setting the pragmas");
 }
 

@@ -38,7 +38,8 @@ static int32_t sq_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **
         host->config_string(ctx, "fsync", "everysec", &fsync) != NB_OK ||
         host->config_int(ctx, "retention_messages", 10000, &s->retention_messages) != NB_OK ||
         host->config_int(ctx, "retention_seconds", 0, &s->retention_seconds) != NB_OK ||
-        host->config_int(ctx, "busy_timeout_ms", 2000, &s->busy_timeout_ms) != NB_OK) {
+        host->config_int(ctx, "busy_timeout_ms", 2000, &s->busy_timeout_ms) != NB_OK ||
+        host->config_int(ctx, "cache_mib", 16, &s->cache_mib) != NB_OK) {
         host->free(s);
         return NB_ERR_CONFIG;
     }
@@ -59,6 +60,8 @@ static int32_t sq_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **
                    "must be 0 (no age limit) .. 3153600000 (100 years)");
     if (s->busy_timeout_ms < 0 || s->busy_timeout_ms > 600000)
         return bad(host, ctx, s, "busy_timeout_ms", "must be 0 .. 600000");
+    if (s->cache_mib < 1 || s->cache_mib > 65536)
+        return bad(host, ctx, s, "cache_mib", "must be 1 .. 65536 (MiB)");
     *instance = s;
     return NB_OK;
 }

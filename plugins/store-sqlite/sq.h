@@ -74,6 +74,7 @@ typedef struct sq_store {
     int64_t retention_messages; /* 0 = no count limit */
     int64_t retention_seconds;  /* 0 = no age limit */
     int64_t busy_timeout_ms;
+    int64_t cache_mib;          /* SQLite's page cache */
     int64_t age_rooms_per_tick; /* rooms the age limit visits each second */
     /* open data */
     sqlite3 *db;
