@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, runNebula, makeConfig, freePort, pluginDir, repoRoot } from '../lib/server.mjs';
+import { startServer, runNebula, makeConfig, freePort, pluginDir, repoRoot, matrix } from '../lib/server.mjs';
 import { Client } from '../lib/client.mjs';
 
 const sourceRoot = process.env.NEBULA_SOURCE_ROOT || repoRoot;
@@ -70,7 +70,9 @@ before(() => {
   mkdirSync(plugins);
   makeOutput = execFileSync('make', ['-C', src, `OUT=${plugins}`,
     `CFLAGS=-O2 -g -Werror${sanitizerFlags()}`], { env: pkgEnv, timeout: 30000 }).toString();
-  for (const name of ['transport-ws.so', 'codec-json.so']) {
+  // and the store and broker of the plugin matrix (NEBULA_TEST_STORE / _BROKER)
+  const matrixPlugins = [matrix.store, matrix.broker].filter((n) => n !== 'none').map((n) => `${n}.so`);
+  for (const name of ['transport-ws.so', 'codec-json.so', ...matrixPlugins]) {
     symlinkSync(path.join(pluginDir, name), path.join(plugins, name));
   }
 });
