@@ -23,7 +23,7 @@ static void usage(FILE *out) {
             "\n"
             "Options:\n"
             "  -c, --config FILE     read FILE (default: ./nebula.conf; built-in defaults if\n"
-            "                        there is none)\n"
+            "                        there is none, with history in ./data/nebula.db)\n"
             "  -l, --listen H:P      listen on H:P, overriding [server] listen\n"
             "  -t, --check-config    check the config and the plugins it names, print every\n"
             "                        mistake as FILE:LINE, and exit (0 = valid)\n"
@@ -50,6 +50,14 @@ static void exe_dir(const char *argv0, char *out, size_t outlen) {
         snprintf(path, sizeof path, ".");
     snprintf(out, outlen, "%s", path);
 }
+
+/* The config without a file: every key at its default, except that
+ * history is kept, as with the shipped nebula.conf, in data/nebula.db
+ * under the working directory (store-sqlite logs the full path). */
+static const char builtin_config[] = "[plugins]\n"
+                                     "store = \"store-sqlite\"\n"
+                                     "[store-sqlite]\n"
+                                     "path = \"data/nebula.db\"\n";
 
 static int report_config(const nb_config *cfg) {
     size_t n = config_error_count(cfg);
@@ -128,7 +136,7 @@ int main(int argc, char **argv) {
         cfg = config_load_file(config_path, err, sizeof err);
     } else {
         config_path = "(built-in defaults)";
-        cfg = config_load_string(config_path, "", err, sizeof err);
+        cfg = config_load_string(config_path, builtin_config, err, sizeof err);
     }
     if (!cfg) {
         log_error("%s", err);
