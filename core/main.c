@@ -144,8 +144,10 @@ int main(int argc, char **argv) {
     }
     nb_settings *st = &srv->settings;
     settings_read(cfg, st, listen, dir);
+    /* --check-config prints problems only (warnings and errors), then OK:
+     * the info lines of a start would bury them. */
     if (!level)
-        log_set_level(st->log_level);
+        log_set_level(check_only && st->log_level > 2 ? 2 : st->log_level);
     log_info("config %s", config_path);
 
     /* Plugins are loaded and created even when the core's keys have

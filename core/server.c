@@ -17,6 +17,7 @@
 #include "host.h"
 #include "hub.h"
 #include "log.h"
+#include "plugin_slot.h"
 #include "session.h"
 #include "worker.h"
 #include "writer.h"
@@ -40,20 +41,6 @@ static int create_instance(nb_server *srv, struct nb_plugin_ctx *ctx, nb_loaded_
                   p->path, (int)rc);
         return -1;
     }
-    return 0;
-}
-
-static int load(nb_server *srv, const char *section_key, const char *name, uint32_t kind,
-                nb_loaded_plugin *out) {
-    char err[1024];
-    if (loader_open(srv->settings.plugin_dir, name, kind, out, err, sizeof err) != 0) {
-        (void)section_key;
-        log_error("%s", err);
-        srv->plugin_failures++;
-        return -1;
-    }
-    log_info("loaded %s plugin %s %s from %s", loader_kind_name(kind), out->desc.name,
-             out->desc.version ? out->desc.version : "", out->path);
     return 0;
 }
 
@@ -146,11 +133,11 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
     }
 
     if (strcmp(st->store, "none") != 0) {
-        srv->plugin_failures += !(srv->writer = writer_new(srv, st->store, host_table()));
+        srv->writer = writer_new(srv, st->store, host_table());
         failed |= !srv->writer;
     }
     if (strcmp(st->broker, "none") != 0) {
-        srv->plugin_failures += !(srv->broker = brokerhost_new(srv, st->broker, host_table()));
+        srv->broker = brokerhost_new(srv, st->broker, host_table());
         failed |= !srv->broker;
     }
     init_plugin_metrics(srv);
@@ -160,7 +147,7 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
             if (strcmp(st->codecs[i], st->codecs[j]) == 0)
                 config_error(cfg, "plugins", "codecs", "\"%s\" is listed twice", st->codecs[i]);
         nb_codec_slot *slot = &srv->codecs[srv->n_codecs];
-        if (load(srv, "codecs", st->codecs[i], NB_KIND_CODEC, &slot->plugin) != 0) {
+        if (plugin_slot_load(srv, "codecs", st->codecs[i], NB_KIND_CODEC, &slot->plugin) != 0) {
             failed = 1;
             continue;
         }
@@ -178,16 +165,21 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
                              srv->codecs[j].plugin.desc.name, srv->codecs[i].plugin.desc.name,
                              srv->codecs[i].vt->subprotocol);
 
-    if (load(srv, "transport", st->transport, NB_KIND_TRANSPORT, &srv->transport) == 0) {
+    if (plugin_slot_load(srv, "transport", st->transport, NB_KIND_TRANSPORT, &srv->transport) ==
+        0) {
         srv->tvt = &srv->transport.vt.transport;
-        /* One instance per I/O thread; a failing create stops at the first. */
-        for (uint32_t i = 0; i < srv->n_workers && !failed; i++) {
+        /* One instance per I/O thread; a failing create stops at the first.
+         * Created even when another plugin failed, so that its section is
+         * read and checked in the same run. */
+        int tfailed = 0;
+        for (uint32_t i = 0; i < srv->n_workers && !tfailed; i++) {
             nb_worker *w = &srv->workers[i];
             if (create_instance(srv, &w->transport_ctx, &srv->transport, w) == 0)
                 w->transport_created = 1;
             else
-                failed = 1;
+                tfailed = 1;
         }
+        failed |= tfailed;
     } else {
         failed = 1;
     }

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "pipeline.h"
+#include "plugin_slot.h"
 #include "room.h"
 
 #include <pthread.h>
@@ -41,15 +42,10 @@ nb_writer *writer_new(nb_server *srv, const char *name, const nb_host *host) {
         return NULL;
     }
     wr->srv = srv;
-    char err[1024];
-    if (loader_open(srv->settings.plugin_dir, name, NB_KIND_STORE, &wr->plugin, err, sizeof err) !=
-        0) {
-        log_error("%s", err);
+    if (plugin_slot_load(srv, "store", name, NB_KIND_STORE, &wr->plugin) != 0) {
         free(wr);
         return NULL;
     }
-    log_info("loaded store plugin %s %s from %s", wr->plugin.desc.name,
-             wr->plugin.desc.version ? wr->plugin.desc.version : "", wr->plugin.path);
     wr->vt = &wr->plugin.vt.store;
     wr->loop = ev_loop_new(EVFLAG_AUTO);
     if (!wr->loop) {
@@ -64,6 +60,7 @@ nb_writer *writer_new(nb_server *srv, const char *name, const nb_host *host) {
     atomic_init(&wr->stop_requested, 0);
     int32_t rc = wr->plugin.desc.create(host, &wr->ctx, &wr->ctx.instance);
     if (rc != NB_OK || !wr->ctx.instance) {
+        srv->plugin_failures++;
         log_error("%s: refused: create() failed with code %d (the plugin logs its reason, or "
                   "reports it with the config's mistakes)",
                   wr->plugin.path, (int)rc);
