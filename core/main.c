@@ -31,7 +31,10 @@ static void usage(FILE *out) {
             "  -V, --version         print the version and the plugin ABI, and exit\n"
             "  -h, --help            print this help, and exit\n"
             "\n"
-            "Signals: SIGTERM or SIGINT closes every connection with 1001 and exits 0.\n"
+            "Signals: SIGTERM or SIGINT stops taking messages, flushes the store, closes every\n"
+            "connection with 1001 (1012 with a broker) and exits 0; a second signal exits at\n"
+            "once with 128 + its number (143 for SIGTERM). [server] shutdown_timeout_ms\n"
+            "bounds the whole shutdown.\n"
             "Endpoints: / (browser client), /ws (WebSocket), /healthz, /readyz, /metrics.\n"
             "Docs: docs/CONFIG.md, docs/PROTOCOL.md, docs/PLUGIN_ABI.md.\n");
 }
