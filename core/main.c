@@ -31,7 +31,10 @@ static void usage(FILE *out) {
             "  -V, --version         print the version and the plugin ABI, and exit\n"
             "  -h, --help            print this help, and exit\n"
             "\n"
-            "Signals: SIGTERM or SIGINT closes every connection with 1001 and exits 0.\n"
+            "Signals: SIGTERM or SIGINT stops taking messages, flushes the store, closes every\n"
+            "connection with 1001 (1012 with a broker) and exits 0; a second signal exits at\n"
+            "once with 128 + its number (143 for SIGTERM). [server] shutdown_timeout_ms\n"
+            "bounds the whole shutdown.\n"
             "Endpoints: / (browser client), /ws (WebSocket), /healthz, /readyz, /metrics.\n"
             "Docs: docs/CONFIG.md, docs/PROTOCOL.md, docs/PLUGIN_ABI.md.\n");
 }
@@ -152,8 +155,10 @@ int main(int argc, char **argv) {
     }
     nb_settings *st = &srv->settings;
     settings_read(cfg, st, listen, dir);
+    /* --check-config prints problems only (warnings and errors), then OK:
+     * the info lines of a start would bury them. */
     if (!level)
-        log_set_level(st->log_level);
+        log_set_level(check_only && st->log_level > 2 ? 2 : st->log_level);
     log_info("config %s", config_path);
 
     /* Plugins are loaded and created even when the core's keys have

@@ -177,7 +177,8 @@ test('the minimal plugin of PLUGIN_ABI.md builds and loads', async () => {
     port: await freePort(),
     plugins: { dir: plugins, codecs: ['codec-json', 'codec-upper', 'codec-plain'] },
   }));
-  const r = await runNebula(['--check-config', conf]);
+  // --check-config prints problems only; --log-level info shows what it loaded
+  const r = await runNebula(['--check-config', conf, '--log-level', 'info']);
   assert.equal(r.signal, null);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /loaded codec plugin codec-plain 0\.1\.0/);
