@@ -50,6 +50,8 @@ int guard_init(nb_server *srv) {
     g->bytes_limited =
         metrics_register(NB_METRIC_COUNTER, "nebula_bytes_rate_limited_total",
                          "messages and joins refused over [limits] bytes_per_second");
+    g->trims = metrics_register(NB_METRIC_COUNTER, "nebula_memory_trims_total",
+                                "malloc_trim() calls after the budget's use fell from a peak");
     metrics_set(g->budget_bytes, (int64_t)st->memory_budget_bytes);
     return 0;
 }

@@ -25,10 +25,13 @@ typedef struct nb_guard {
     nb_hist_limits hist;
     nb_peers *peers;
     uint64_t dropped_seen; /* hist.dropped already added to the counter (worker 0) */
+    int64_t trim_peak;     /* budget use's highest since the last malloc_trim (worker 0) */
+    int64_t trim_at_ms;
     nb_metric *budget_bytes, *budget_used, *budget_closed, *budget_refused;
     nb_metric *history_bytes, *history_dropped;
     nb_metric *addresses, *address_refused, *address_rate_limited;
     nb_metric *bytes_limited;
+    nb_metric *trims;
 } nb_guard;
 
 /* Create the state from srv->settings and register the metrics; 0, or -1

@@ -11,6 +11,9 @@
 #include "session.h"
 
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define SHED_TICK_S 0.1
 /* After a reported growth over the budget, shed in the next loop turn,
@@ -100,10 +103,35 @@ void shed_conn_memory(struct nb_session *s, uint64_t bytes) {
     }
 }
 
-/* Worker 0 publishes the process's gauges. */
+/* Give the heap back after a spike of what the budget counts (history
+ * freed with its rooms, output queues drained): glibc keeps freed memory
+ * of small and middle-sized blocks, so RSS would stay at the peak (the
+ * transport does the same for its assembly buffers). A trim walks the
+ * whole heap, ~1.2 ms per MB it returns, so it runs only once use has
+ * fallen TRIM_STEP below its peak, and at most once a second. */
+#define TRIM_STEP (INT64_C(8) << 20)
+#define TRIM_EVERY_MS 1000
+
+static void maybe_trim(nb_guard *g, int64_t used) {
+    if (used > g->trim_peak)
+        g->trim_peak = used;
+    int64_t now = clock_mono_ms();
+    if (g->trim_peak - used < TRIM_STEP || now - g->trim_at_ms < TRIM_EVERY_MS)
+        return;
+    g->trim_at_ms = now;
+    g->trim_peak = used;
+#ifdef __GLIBC__
+    malloc_trim(0);
+    metrics_add(g->trims, 1);
+#endif
+}
+
+/* Worker 0 publishes the process's gauges, and trims. */
 static void publish(nb_server *srv) {
     nb_guard *g = &srv->guard;
-    metrics_set(g->budget_used, budget_used(&g->budget));
+    int64_t used = budget_used(&g->budget);
+    metrics_set(g->budget_used, used);
+    maybe_trim(g, used);
     metrics_set(g->history_bytes, atomic_load(&g->budget.history));
     metrics_set(g->addresses, peers_count(g->peers));
     uint64_t dropped = atomic_load(&g->hist.dropped);
