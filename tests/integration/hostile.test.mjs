@@ -524,7 +524,7 @@ test('history: bytes per room and in total are capped; join replay is bounded by
 });
 
 test('CPU: the most expensive valid JSON at the rate limit leaves the honest pair fast; deeper or larger is too_complex', { timeout: 60000 }, async (t) => {
-  const n = 20;
+  const n = sanitized ? 5 : 20; // instrumented builds are several times slower
   const srv = await startServer({});
   let pair;
   let flood;
@@ -558,7 +558,7 @@ test('CPU: the most expensive valid JSON at the rate limit leaves the honest pai
       + `attacked ${hit.p50.toFixed(2)}/${hit.p90.toFixed(2)}/${hit.p99.toFixed(2)}`);
     for (let i = 0; i < n; i++) {
       assert.equal(result.codes[i], null, 'an attacker within the limits stays connected');
-      assert.ok(result.echoes[i] >= 50, `its messages went through (${result.echoes[i]})`);
+      assert.ok(result.echoes[i] >= (sanitized ? 10 : 50), `its messages went through (${result.echoes[i]})`);
     }
     // Before the structure limits the median was 48 ms (0.5 ms unattacked).
     // The bounds are relative and leave out the slowest tenth: on a
