@@ -21,7 +21,7 @@
 #define SHED_AT_MOST_EVERY_MS 10
 /* A connection holding this much is closed as soon as it grows past the
  * budget (honest connections hold a few KiB between messages). */
-#define SHED_LARGE_HOLDER (16u * 1024)
+#define SHED_LARGE_HOLDER ((uint64_t)16 * 1024)
 
 typedef struct holder {
     nb_session *s;
@@ -69,9 +69,18 @@ static void shed(nb_worker *w) {
             closed++;
         }
         metrics_add(g->budget_closed, closed);
-        log_warn("memory budget: %lld of %llu bytes in use; closed the %u largest holders "
-                 "(4003)",
-                 (long long)used, (unsigned long long)g->budget.limit, closed);
+        /* At most a line a second per thread: an attack must not flood the log. */
+        static _Thread_local int64_t logged_at = 0;
+        static _Thread_local uint32_t unlogged = 0;
+        unlogged += closed;
+        int64_t now = clock_mono_ms();
+        if (!logged_at || now - logged_at >= 1000) {
+            log_warn("memory budget: %lld of %llu bytes in use; closed %u of the largest "
+                     "holders (4003) since the last report",
+                     (long long)used, (unsigned long long)g->budget.limit, unlogged);
+            logged_at = now;
+            unlogged = 0;
+        }
     }
     free(h);
 }
