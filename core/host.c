@@ -172,6 +172,7 @@ static const nb_host table = {
     .metric_set = metrics_set,
     .broker_status = host_broker_status,
     .broker_node = host_broker_node,
+    .conn_memory = shed_conn_memory,
 };
 
 const nb_host *host_table(void) {
