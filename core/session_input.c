@@ -51,6 +51,8 @@ static void on_chat(nb_session *s, const nb_msg *in) {
                                        &in->content, s->ref);
     if (err) /* the server's failure, not the client's: not counted against max_errors */
         session_error_frame(s, err, pipeline_reason(err), &in->room);
+    else
+        metrics_add(s->worker->server->m.messages, 1);
 }
 
 static void on_leave(nb_session *s, const nb_msg *in) {

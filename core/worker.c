@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include "abuse.h"
+#include "bcast_sample.h"
 #include "buf.h"
 #include "clock.h"
 #include "closecodes.h"
@@ -90,6 +91,7 @@ int worker_init(nb_worker *w, nb_server *srv, uint32_t index) {
     w->presence_timer.data = w;
     ev_timer_init(&w->idle_timer, on_idle_timer, 0, 0);
     w->idle_timer.data = w;
+    bcast_worker_init(w);
     return 0;
 }
 
@@ -135,6 +137,7 @@ void worker_free(nb_worker *w) {
     free(w->table);
     ev_timer_stop(w->loop, &w->presence_timer);
     ev_timer_stop(w->loop, &w->idle_timer);
+    bcast_worker_free(w);
     ev_loop_destroy(w->loop);
     w->loop = NULL;
 }
@@ -168,9 +171,13 @@ void worker_drain(nb_worker *w) {
     while ((n = mailbox_take(&w->mailbox, batch, 64)) > 0) {
         for (uint32_t i = 0; i < n; i++) {
             nb_event *ev = &batch[i];
-            if (ev->type == NB_EV_DELIVER)
+            if (ev->type == NB_EV_DELIVER) {
                 deliver_event(w, ev);
-            else if (ev->type == NB_EV_SESSION_ERROR)
+                if (ev->sample) {
+                    bcast_sample_delivered(w, ev->sample);
+                    ev->sample = NULL;
+                }
+            } else if (ev->type == NB_EV_SESSION_ERROR)
                 deliver_session_error(w, ev);
             event_release(ev);
         }
