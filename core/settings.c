@@ -147,6 +147,19 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
                      "\"%s\": expected \"error\", \"warn\", \"info\" or \"debug\"", level);
         s->log_level = 3;
     }
+    const char *format = "text";
+    config_get_string(cfg, "server", "log_format", "text", &format);
+    int f = log_format_from_name(format);
+    if (f < 0)
+        config_error(cfg, "server", "log_format", "\"%s\": expected \"text\" or \"json\"", format);
+    s->log_format = f < 0 ? NB_LOG_FORMAT_TEXT : (uint32_t)f;
+    s->log_queue_bytes = get_u32(cfg, "server", "log_queue_bytes", 1 << 20, 64 << 10, 256u << 20);
+    s->log_repeat_window_ms = get_u32(cfg, "server", "log_repeat_window_ms", 10000, 0, 3600000);
+    if (s->log_repeat_window_ms && s->log_repeat_window_ms < 100) {
+        config_error(cfg, "server", "log_repeat_window_ms",
+                     "%u is out of range (0 = off, or 100..3600000)", s->log_repeat_window_ms);
+        s->log_repeat_window_ms = 10000;
+    }
     s->history_per_room = get_u32(cfg, "server", "history_per_room", 50, 0, 100000);
     s->presence_batch_above = get_u32(cfg, "server", "presence_batch_above", 100, 1, 10000000);
     s->presence_interval_ms = get_u32(cfg, "server", "presence_interval_ms", 200, 1, 60000);

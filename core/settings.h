@@ -22,6 +22,9 @@ typedef struct nb_settings {
     char web_root[4096]; /* "" = serve no files */
     char node_id[128];
     uint32_t log_level;
+    uint32_t log_format;           /* NB_LOG_FORMAT_* (log.h) */
+    uint32_t log_queue_bytes;      /* the log thread's queue */
+    uint32_t log_repeat_window_ms; /* 0 = repeats are not limited */
     uint32_t history_per_room;
     uint32_t presence_batch_above; /* rooms larger than this batch presence */
     uint32_t presence_interval_ms;
