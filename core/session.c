@@ -113,7 +113,8 @@ void session_free(nb_session *s) {
     else
         w->sessions_tail = s->prev;
     w->n_sessions--;
-    metrics_add(w->server->m.connections, -1);
+    if (s->kind == NB_SESSION_CHAT)
+        metrics_add(w->server->m.connections, -1);
     session_unregister(w, &s->ref);
     for (uint32_t i = 0; i < s->n_rooms; i++)
         room_unref(s->rooms[i].room);

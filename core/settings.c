@@ -225,4 +225,20 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
         idle = 0;
     }
     s->idle_timeout_ms = (uint32_t)idle;
+
+    /* [admin]: the token guards operational data; a short one is refused. */
+    const char *token = "";
+    config_get_string(cfg, "admin", "token", "", &token);
+    size_t tlen = strlen(token);
+    int token_ok = tlen == 0 || (tlen >= NB_ADMIN_TOKEN_MIN && tlen <= NB_ADMIN_TOKEN_MAX);
+    for (const char *p = token; *p && token_ok; p++)
+        token_ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || strchr("-._~", *p);
+    if (token_ok)
+        snprintf(s->admin_token, sizeof s->admin_token, "%s", token);
+    else
+        config_error(cfg, "admin", "token",
+                     "expected %d to %d characters of A-Z a-z 0-9 - . _ ~ (e.g. the output of "
+                     "`openssl rand -hex 16`), or \"\" for no dashboard",
+                     NB_ADMIN_TOKEN_MIN, NB_ADMIN_TOKEN_MAX);
 }

@@ -12,6 +12,8 @@
 
 #define NB_MAX_CODECS 8
 #define NB_MAX_WORKERS 64
+#define NB_ADMIN_TOKEN_MIN 16
+#define NB_ADMIN_TOKEN_MAX 128
 
 typedef struct nb_settings {
     /* [server] */
@@ -49,6 +51,8 @@ typedef struct nb_settings {
     uint32_t replay_messages; /* most messages a join with `since` replays */
     uint64_t max_queued_bytes;
     uint32_t idle_timeout_ms; /* 0 = off */
+    /* [admin] */
+    char admin_token[NB_ADMIN_TOKEN_MAX + 1]; /* "" = the dashboard is off */
 } nb_settings;
 
 /*

@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include "abuse.h"
+#include "admin.h"
 #include "bcast_sample.h"
 #include "buf.h"
 #include "clock.h"
@@ -138,6 +139,7 @@ void worker_free(nb_worker *w) {
     ev_timer_stop(w->loop, &w->presence_timer);
     ev_timer_stop(w->loop, &w->idle_timer);
     bcast_worker_free(w);
+    admin_worker_free(w);
     ev_loop_destroy(w->loop);
     w->loop = NULL;
 }
