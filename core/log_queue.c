@@ -100,7 +100,7 @@ static void *log_thread(void *arg) {
         pthread_mutex_unlock(&lock);
         write_all(chunk, n);
         if (lost) {
-            char msg[128], line[256];
+            char msg[160], line[512];
             snprintf(msg, sizeof msg,
                      "%llu log line(s) dropped: stderr did not keep up (raise [server] "
                      "log_queue_bytes, or read the log faster)",
