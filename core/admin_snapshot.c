@@ -99,8 +99,8 @@ nb_buf *admin_snapshot(nb_server *srv, nb_admin_window *win) {
     int64_t rooms = srv->hub ? (int64_t)hub_room_count(srv->hub) : 0;
     int64_t messages = metrics_value(srv->m.messages);
 
-    uint64_t cum[NB_METRICS_MAX_BUCKETS + 1];
-    double bounds[NB_METRICS_MAX_BUCKETS + 1];
+    uint64_t cum[NB_METRICS_MAX_BUCKETS + 1] = {0};
+    double bounds[NB_METRICS_MAX_BUCKETS + 1] = {0};
     uint32_t nb =
         metrics_histogram_read(srv->m.broadcast, cum, bounds, NB_METRICS_MAX_BUCKETS + 1, NULL);
     double rate = NAN, p99 = NAN;

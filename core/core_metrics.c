@@ -78,8 +78,8 @@ void core_metrics_process(nb_process_stats *out) {
         out->max_fds = rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur;
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
-        out->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+        out->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     out->start_time_seconds = process_start_s;
 }
 

@@ -48,10 +48,12 @@ static void json_escape(char *out, size_t cap, size_t *n, const char *s) {
             out[(*n)++] = '\\';
             out[(*n)++] = (char)*p;
         } else if (*p < 0x20) {
-            memcpy(out + *n, "\\u00", 4);
-            out[*n + 4] = hex[*p >> 4];
-            out[*n + 5] = hex[*p & 15];
-            *n += 6;
+            out[(*n)++] = '\\';
+            out[(*n)++] = 'u';
+            out[(*n)++] = '0';
+            out[(*n)++] = '0';
+            out[(*n)++] = hex[*p >> 4];
+            out[(*n)++] = hex[*p & 15];
         } else {
             out[(*n)++] = (char)*p; /* UTF-8 passes through */
         }

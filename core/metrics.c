@@ -15,19 +15,19 @@
 
 struct nb_metric {
     atomic_llong value;
-    uint32_t type;
-    char name[96];
-    char labels[96];
-    char help[160];
     /* collected metrics */
     double (*collect)(void *arg);
     void *arg;
     /* histograms: counts per bucket (not cumulative; [n_bounds] is +Inf),
      * and the sum as the bits of a double */
-    uint32_t n_bounds;
+    _Atomic uint64_t sum_bits;
     double bounds[NB_METRICS_MAX_BUCKETS];
-    atomic_ullong buckets[NB_METRICS_MAX_BUCKETS + 1];
-    atomic_ullong sum_bits;
+    _Atomic uint64_t buckets[NB_METRICS_MAX_BUCKETS + 1];
+    uint32_t n_bounds;
+    uint32_t type;
+    char name[96];
+    char labels[96];
+    char help[160];
 };
 
 static struct nb_metric registry[MAX_METRICS];
@@ -225,8 +225,8 @@ static int put(nb_buf **b, const char *fmt, ...) {
 }
 
 static int render_histogram(nb_buf **b, const nb_metric *m) {
-    uint64_t cum[NB_METRICS_MAX_BUCKETS + 1];
-    double bounds[NB_METRICS_MAX_BUCKETS + 1];
+    uint64_t cum[NB_METRICS_MAX_BUCKETS + 1] = {0};
+    double bounds[NB_METRICS_MAX_BUCKETS + 1] = {0};
     double sum = 0;
     uint32_t n = metrics_histogram_read(m, cum, bounds, NB_METRICS_MAX_BUCKETS + 1, &sum);
     for (uint32_t i = 0; i < n; i++) {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from '../lib/client.mjs';
 import { startServer, makeConfig, freePort, nebulaBin, runNebula } from '../lib/server.mjs';
-import { sleep, until } from '../lib/util.mjs';
+import { until } from '../lib/util.mjs';
 
 // A connection that breaks the error budget: max_errors is 1, so the
 // second bad frame closes it with 4429 and logs "closing <user>: ...".
@@ -55,9 +55,11 @@ test('[server] log_format = "json" in the config; a bad value is named with its 
 });
 
 test('a flood of the same line yields a bounded number of lines and the suppressed count', async () => {
+  // Long enough for the flood to fit in one window on a slow (valgrind) run.
+  const windowMs = process.env.NEBULA_WRAPPER ? 20000 : 3000;
   const srv = await startServer({
     args: ['--log-format', 'json'],
-    server: { log_repeat_window_ms: 1500 },
+    server: { log_repeat_window_ms: windowMs },
     limits: { max_errors: 1 },
   });
   try {
@@ -67,16 +69,20 @@ test('a flood of the same line yields a bounded number of lines and the suppress
     }
     const closing = () => srv.output().stderr.trim().split('\n').map((l) => JSON.parse(l))
       .filter((o) => o.msg.startsWith('closing flood'));
-    await until(() => closing().some((o) => o.suppressed), 6000, 'the summary line');
+    const accounted = () => closing().reduce((sum, o) => sum + (o.suppressed || 1), 0);
+    // Every close is either shown or counted in a summary once its window ends.
+    await until(() => accounted() === n, windowMs + 5000, `${n} closes accounted for`);
     const lines = closing();
-    assert.equal(lines.filter((o) => !o.suppressed).length, 5, 'at most 5 such lines a window');
-    const summary = lines.find((o) => o.suppressed);
-    assert.equal(summary.suppressed, n - 5);
-    assert.match(summary.msg, /^closing flood\d+: more than 1 errors in 10 s \(25 more like this in the last 1\.5 s\)$/);
+    const shown = lines.filter((o) => !o.suppressed).length;
+    const summaries = lines.filter((o) => o.suppressed);
+    assert.ok(summaries.length >= 1, 'a summary line');
+    assert.ok(shown <= 5 * (summaries.length + 1), `${shown} lines shown for ${summaries.length + 1} window(s)`);
+    for (const o of summaries) {
+      assert.match(o.msg, new RegExp(`^closing flood\\d+: more than 1 errors in 10 s \\(${o.suppressed} more like this in the last ${windowMs / 1000} s\\)$`));
+    }
     // A later window shows lines again.
-    await sleep(1600);
     await abuser(srv, 'later');
-    await until(() => srv.output().stderr.includes('closing later'), 3000, 'a line in the new window');
+    await until(() => srv.output().stderr.includes('closing later'), windowMs + 3000, 'a line in a new window');
   } finally {
     await srv.stop();
   }
