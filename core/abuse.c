@@ -5,6 +5,7 @@
 
 #include "clock.h"
 #include "closecodes.h"
+#include "core_metrics.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #define ERROR_WINDOW_MS 10000
 
 void session_error_frame(nb_session *s, const char *code, const char *reason, const nb_str *room) {
-    metrics_add(s->worker->server->m.protocol_errors, 1);
+    core_metrics_error(s->worker->server, code);
     nb_msg m;
     memset(&m, 0, sizeof m);
     m.struct_size = sizeof m;

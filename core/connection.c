@@ -6,6 +6,7 @@
 #include "connection.h"
 
 #include "abuse.h"
+#include "admin.h"
 #include "clock.h"
 #include "closecodes.h"
 #include "membership.h"
@@ -59,6 +60,8 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
         reply->reason = "server shutting down";
         return NB_OK;
     }
+    if (strcmp(req->path, NB_ADMIN_FEED_PATH) == 0)
+        return admin_open(w, conn, req, reply);
     if (strcmp(req->path, w->info.ws_path) != 0) {
         reply->http_status = 404;
         reply->reason = "not found: WebSocket connections go to /ws";
@@ -146,6 +149,10 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
 void session_established(struct nb_session *s) {
     if (s->state != NB_SESSION_OPENING)
         return;
+    if (s->kind != NB_SESSION_CHAT) {
+        admin_established(s);
+        return;
+    }
     s->state = NB_SESSION_OPEN;
     if (s->refuse_code) {
         session_error(s, s->refuse_code, s->refuse_reason, NULL);
@@ -167,6 +174,10 @@ void session_established(struct nb_session *s) {
 
 void session_closed(struct nb_session *s, uint32_t code) {
     (void)code;
+    if (s->kind != NB_SESSION_CHAT) {
+        admin_closed(s);
+        return;
+    }
     nb_worker *w = s->worker;
     s->state = NB_SESSION_CLOSING;
     /* Events still on their way about this session find nothing now. */

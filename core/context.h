@@ -37,6 +37,8 @@ typedef struct nb_session nb_session;
 typedef struct nb_room nb_room;
 typedef struct nb_writer nb_writer;
 typedef struct nb_brokerhost nb_brokerhost;
+typedef struct nb_bcast_sample nb_bcast_sample;
+typedef struct nb_admin_worker nb_admin_worker;
 
 /* The host's handle for one plugin instance (opaque to plugins). */
 struct nb_plugin_ctx {
@@ -73,6 +75,8 @@ typedef struct nb_server_metrics {
     nb_metric *broker_publishes;
     nb_metric *broker_failures;
     nb_metric *cluster_nodes;
+    nb_metric *messages;  /* nebula_messages_total: chat messages accepted */
+    nb_metric *broadcast; /* nebula_broadcast_duration_seconds (bcast_sample.c) */
 } nb_server_metrics;
 
 struct nb_server {
@@ -151,6 +155,13 @@ struct nb_worker {
     ev_timer idle_timer; /* [limits] idle_timeout_ms; never started when 0 */
     ev_timer shed_timer; /* the memory budget (shed.c) */
     int64_t shed_at_ms;
+    /* nebula_broadcast_duration_seconds (bcast_sample.c) */
+    uint32_t sample_tick;
+    ev_prepare sample_flush;
+    nb_bcast_sample **samples_done;
+    uint32_t n_samples_done;
+    uint32_t cap_samples_done;
+    nb_admin_worker *admin; /* the admin feed's state here (admin.c), or NULL */
 };
 
 /* A worker that was closing has no session left (any thread): tells the

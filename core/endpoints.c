@@ -1,16 +1,49 @@
 /*
  * endpoints.c — the core's answers to plain HTTP requests: /healthz,
- * /readyz (with the store's and the broker's state), /metrics.
+ * /readyz (with the store's and the broker's state), /metrics, and the
+ * gate of the admin dashboard's paths (admin.h).
  */
 #include "endpoints.h"
 
+#include "admin.h"
+#include "admin_snapshot.h"
 #include "buf.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/*
+ * /admin and below. Off: 404 for all of it (the page is not even served).
+ * On: the page's files are the transport's to serve (NB_ERR_AGAIN); they
+ * hold no data. /admin/snapshot answers one snapshot for the right token.
+ */
+static int32_t admin_request(nb_server *srv, const nb_http_request *req, nb_http_response *resp) {
+    const char *text;
+    if (!srv->settings.admin_token[0]) {
+        resp->status = 404;
+        text = "not found: the admin dashboard is off (set [admin] token)\n";
+    } else if (strcmp(req->path, "/admin/snapshot") != 0) {
+        return NB_ERR_AGAIN;
+    } else if ((resp->status = admin_check_token(srv, req->query)) != 0) {
+        text = resp->status == 401 ? "the admin snapshot needs ?token=\n" : "wrong admin token\n";
+    } else {
+        resp->status = 200;
+        resp->body = admin_snapshot(srv, NULL);
+        resp->content_type = "application/json";
+        return resp->body ? NB_OK : NB_ERR_NOMEM;
+    }
+    resp->body = buf_new(0, (uint32_t)strlen(text));
+    if (!resp->body)
+        return NB_ERR_NOMEM;
+    buf_append(&resp->body, text, (uint32_t)strlen(text));
+    resp->content_type = "text/plain; charset=utf-8";
+    return NB_OK;
+}
+
 int32_t endpoints_http_request(nb_server *srv, const nb_http_request *req, nb_http_response *resp) {
     const char *text = NULL;
+    if (strcmp(req->path, "/admin") == 0 || strncmp(req->path, "/admin/", 7) == 0)
+        return admin_request(srv, req, resp);
     nb_buf *body = NULL;
     if (strcmp(req->path, "/healthz") == 0) {
         resp->status = 200;

@@ -1,5 +1,6 @@
 #include "event.h"
 
+#include "bcast_sample.h"
 #include "buf.h"
 #include "room.h"
 
@@ -11,6 +12,8 @@ void event_release(nb_event *ev) {
     record_unref(ev->rec);
     history_free(ev->hist);
     room_unref(ev->room);
+    bcast_sample_release(ev->sample, 1); /* not delivered */
+    ev->sample = NULL;
     ev->room = NULL;
     ev->rec = NULL;
     ev->hist = NULL;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 typedef struct nb_room nb_room;
+typedef struct nb_bcast_sample nb_bcast_sample;
 
 /* Event types. */
 #define NB_EV_DELIVER 1u       /* worker: a room event's frames (op below) */
@@ -45,8 +46,9 @@ typedef struct nb_event {
     uint64_t seq;     /* DELIVER/FORWARD: the room's position; LOAD: since */
     uint32_t flags;   /* LOAD: 1 = since is set */
     uint32_t is_message;
-    const char *code;   /* NB_EV_SESSION_ERROR: static strings */
-    const char *reason; /* (also NB_EV_PRESENCE: the user name, owned by rec) */
+    const char *code;        /* NB_EV_SESSION_ERROR: static strings */
+    const char *reason;      /* (also NB_EV_PRESENCE: the user name, owned by rec) */
+    nb_bcast_sample *sample; /* DELIVER/FORWARD of a sampled message: one hold, or NULL */
 } nb_event;
 
 /* Drop every reference the event holds and free what it owns. */

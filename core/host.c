@@ -122,6 +122,29 @@ static struct nb_metric *host_metric_new(struct nb_plugin_ctx *ctx, uint32_t typ
     return m;
 }
 
+static struct nb_metric *host_metric_new_labeled(struct nb_plugin_ctx *ctx, uint32_t type,
+                                                 const char *name, const char *labels,
+                                                 const char *help) {
+    nb_metric *m = metrics_register_labeled(type, name, labels, help);
+    if (!m)
+        log_msg(NB_LOG_WARN, ctx_name(ctx),
+                "metric %s{%s} not registered (bad name or labels, another type, or full)",
+                name ? name : "(null)", labels ? labels : "");
+    return m;
+}
+
+static struct nb_metric *host_metric_histogram_new(struct nb_plugin_ctx *ctx, const char *name,
+                                                   const char *help, const double *bounds,
+                                                   uint32_t n_bounds) {
+    nb_metric *m = metrics_register_histogram(name, help, bounds, n_bounds);
+    if (!m)
+        log_msg(NB_LOG_WARN, ctx_name(ctx),
+                "histogram %s not registered (bad name, bounds not increasing or more than %u, "
+                "or full)",
+                name ? name : "(null)", NB_METRICS_MAX_BUCKETS);
+    return m;
+}
+
 static int32_t host_http_request(struct nb_plugin_ctx *ctx, const nb_http_request *req,
                                  nb_http_response *resp) {
     return endpoints_http_request(ctx->server, req, resp);
@@ -173,6 +196,9 @@ static const nb_host table = {
     .broker_status = host_broker_status,
     .broker_node = host_broker_node,
     .conn_memory = shed_conn_memory,
+    .metric_new_labeled = host_metric_new_labeled,
+    .metric_histogram_new = host_metric_histogram_new,
+    .metric_observe = metrics_observe,
 };
 
 const nb_host *host_table(void) {

@@ -17,6 +17,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: nebula [-c FILE] [--listen HOST:PORT] [--check-config] [--log-level LEVEL]\n"
+            "              [--log-format text|json]\n"
             "       nebula --version | --help\n"
             "\n"
             "A WebSocket chat server whose transport, codecs, stores and brokers are plugins.\n"
@@ -28,6 +29,8 @@ static void usage(FILE *out) {
             "  -t, --check-config    check the config and the plugins it names, print every\n"
             "                        mistake as FILE:LINE, and exit (0 = valid)\n"
             "      --log-level L     error, warn, info or debug (overrides [server] log_level)\n"
+            "      --log-format F    text or json: one line, or one JSON object, per event\n"
+            "                        (overrides [server] log_format)\n"
             "  -V, --version         print the version and the plugin ABI, and exit\n"
             "  -h, --help            print this help, and exit\n"
             "\n"
@@ -35,8 +38,9 @@ static void usage(FILE *out) {
             "connection with 1001 (1012 with a broker) and exits 0; a second signal exits at\n"
             "once with 128 + its number (143 for SIGTERM). [server] shutdown_timeout_ms\n"
             "bounds the whole shutdown.\n"
-            "Endpoints: / (browser client), /ws (WebSocket), /healthz, /readyz, /metrics.\n"
-            "Docs: docs/CONFIG.md, docs/PROTOCOL.md, docs/PLUGIN_ABI.md.\n");
+            "Endpoints: / (browser client), /ws (WebSocket), /healthz, /readyz, /metrics,\n"
+            "           /admin/ (the dashboard, when [admin] token is set).\n"
+            "Docs: docs/CONFIG.md, docs/OPERATIONS.md, docs/PROTOCOL.md, docs/PLUGIN_ABI.md.\n");
 }
 
 static void exe_dir(const char *argv0, char *out, size_t outlen) {
@@ -75,6 +79,7 @@ int main(int argc, char **argv) {
         {"listen", required_argument, NULL, 'l'},
         {"check-config", no_argument, NULL, 't'},
         {"log-level", required_argument, NULL, 'L'},
+        {"log-format", required_argument, NULL, 'F'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -82,6 +87,7 @@ int main(int argc, char **argv) {
     const char *config_path = NULL;
     const char *listen = NULL;
     const char *level = NULL;
+    const char *format = NULL;
     int check_only = 0;
     int c;
     opterr = 0;
@@ -98,6 +104,9 @@ int main(int argc, char **argv) {
             break;
         case 'L':
             level = optarg;
+            break;
+        case 'F':
+            format = optarg;
             break;
         case 'V':
             printf("nebula %s (plugin ABI %d.%d)\n", NEBULA_VERSION, NB_ABI_MAJOR, NB_ABI_MINOR);
@@ -129,6 +138,14 @@ int main(int argc, char **argv) {
         }
         log_set_level(l);
     }
+    if (format) {
+        int f = log_format_from_name(format);
+        if (f < 0) {
+            fprintf(stderr, "nebula: --log-format %s: expected text or json\n", format);
+            return 2;
+        }
+        log_set_format((uint32_t)f);
+    }
 
     char err[512];
     nb_config *cfg;
@@ -159,6 +176,8 @@ int main(int argc, char **argv) {
      * the info lines of a start would bury them. */
     if (!level)
         log_set_level(check_only && st->log_level > 2 ? 2 : st->log_level);
+    if (!format)
+        log_set_format(st->log_format);
     log_info("config %s", config_path);
 
     /* Plugins are loaded and created even when the core's keys have
@@ -172,8 +191,12 @@ int main(int argc, char **argv) {
         rc = 1;
     else if (check_only)
         printf("%s: OK\n", config_path);
-    else
+    else {
+        /* While the server runs, lines go through the log thread. */
+        log_start(st->log_queue_bytes, st->log_repeat_window_ms);
         rc = server_run(srv);
+        log_stop();
+    }
     server_free(srv);
     if (rc && check_only)
         fprintf(stderr, "%s: %zu problem(s) found\n", config_path,

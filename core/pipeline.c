@@ -8,6 +8,7 @@
  */
 #include "pipeline.h"
 
+#include "bcast_sample.h"
 #include "buf.h"
 #include "clock.h"
 #include "fanout.h"
@@ -166,6 +167,12 @@ int pipe_emit_locked(nb_poster *p, nb_room *room, const nb_msg *m, uint32_t op, 
     if (op != NB_OP_NONE)
         targets |= UINT64_C(1) << who.worker;
     nb_record *joinrec = op == NB_OP_JOIN ? record_new(m) : NULL;
+    /* A sampled message's deliveries carry its sample (bcast_sample.h). */
+    nb_bcast_sample *sample = NULL;
+    if (p->sample && op == NB_OP_NONE && m->type == NB_MSG_MESSAGE) {
+        sample = p->sample;
+        p->sample = NULL;
+    }
 
     if (srv->durable) {
         nb_event ev = {.type = NB_EV_FORWARD,
@@ -178,6 +185,8 @@ int pipe_emit_locked(nb_poster *p, nb_room *room, const nb_msg *m, uint32_t op, 
         memcpy(ev.frames, frames, sizeof frames);
         ev.rec = persist ? persist : joinrec;
         ev.is_message = persist != NULL;
+        bcast_sample_arm(sample, 1);
+        ev.sample = sample;
         if (persist)
             record_ref(persist);
         room_ref(room);
@@ -199,10 +208,11 @@ int pipe_emit_locked(nb_poster *p, nb_room *room, const nb_msg *m, uint32_t op, 
             record_unref(joinrec);
         return 0;
     }
+    bcast_sample_arm(sample, (uint32_t)__builtin_popcountll(targets));
     for (uint32_t w = 0; w < srv->n_workers; w++) {
         if (!(targets & (UINT64_C(1) << w)))
             continue;
-        nb_event ev = {.type = NB_EV_DELIVER, .room = room, .seq = m->seq};
+        nb_event ev = {.type = NB_EV_DELIVER, .room = room, .seq = m->seq, .sample = sample};
         for (uint32_t c = 0; c < NB_MAX_CODECS; c++)
             if ((ev.frames[c] = frames[c]))
                 buf_ref(frames[c]);
@@ -346,10 +356,12 @@ void pipeline_forward(nb_server *srv, nb_poster *p, nb_event *ev, int ok) {
         joinrec = ev->rec;
         ev->rec = NULL;
     }
+    /* The sample passes from the FORWARD event to its deliveries. */
+    bcast_sample_arm(ev->sample, (uint32_t)__builtin_popcountll(ev->targets));
     for (uint32_t w = 0; w < srv->n_workers; w++) {
         if (!(ev->targets & (UINT64_C(1) << w)))
             continue;
-        nb_event d = {.type = NB_EV_DELIVER, .room = room, .seq = ev->seq};
+        nb_event d = {.type = NB_EV_DELIVER, .room = room, .seq = ev->seq, .sample = ev->sample};
         for (uint32_t c = 0; c < NB_MAX_CODECS; c++)
             if ((d.frames[c] = ev->frames[c]))
                 buf_ref(ev->frames[c]);
@@ -365,5 +377,7 @@ void pipeline_forward(nb_server *srv, nb_poster *p, nb_event *ev, int ok) {
         post_deliver(p, w, room, &d);
     }
     record_unref(joinrec);
+    bcast_sample_release(ev->sample, 0);
+    ev->sample = NULL;
     event_release(ev);
 }

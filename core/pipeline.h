@@ -36,7 +36,8 @@ typedef struct nb_poster {
     uint64_t wake;   /* workers to wake */
     int wake_writer;
     int wake_main;
-    int presence_now; /* send presence now even in a large room (the batch timer) */
+    int presence_now;        /* send presence now even in a large room (the batch timer) */
+    nb_bcast_sample *sample; /* a sampled message's deliveries carry it (bcast_sample.h) */
 } nb_poster;
 
 void poster_init(nb_poster *p, nb_server *srv, nb_worker *self);

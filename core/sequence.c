@@ -7,6 +7,7 @@
  */
 #include "pipeline.h"
 
+#include "bcast_sample.h"
 #include "buf.h"
 #include "clock.h"
 #include "fanout.h"
@@ -143,7 +144,9 @@ const char *pipeline_message(nb_worker *w, nb_room *room, const char *user, uint
     nb_poster p;
     poster_init(&p, srv, w);
     const char *err = NULL;
+    nb_bcast_sample *sample = bcast_sample_begin(w);
     if (context_broker_sequences(srv) && context_broker_up(srv)) {
+        bcast_sample_release(sample, 0); /* not sampled: the broker orders it */
         /* The broker decides the order: deliver when it comes back. */
         nb_event ev = {.type = NB_EV_PUBLISH, .rec = rec, .who = origin};
         if (pipe_post_main(&p, &ev) < 0) {
@@ -163,11 +166,14 @@ const char *pipeline_message(nb_worker *w, nb_room *room, const char *user, uint
         }
         rec = NULL;
     } else {
+        p.sample = sample;
         err = pipe_commit_message_locked(&p, room, rec, 0, origin);
+        p.sample = NULL;
     }
     hub_unlock(srv->hub, room->hash);
     record_unref(rec);
     poster_flush(&p);
+    bcast_sample_release(sample, 0); /* the accepting side's hold */
     return err;
 }
 

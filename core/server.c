@@ -13,6 +13,7 @@
 #include "brokerhost.h"
 #include "buf.h"
 #include "clock.h"
+#include "core_metrics.h"
 #include "host.h"
 #include "hub.h"
 #include "log.h"
@@ -44,63 +45,12 @@ static int create_instance(nb_server *srv, struct nb_plugin_ctx *ctx, nb_loaded_
     return 0;
 }
 
-static void init_metrics(nb_server *srv) {
-    nb_server_metrics *m = &srv->m;
-    m->connections =
-        metrics_register(NB_METRIC_GAUGE, "nebula_connections", "WebSocket connections open now");
-    m->connections_total = metrics_register(NB_METRIC_COUNTER, "nebula_connections_total",
-                                            "WebSocket connections accepted since start");
-    m->rooms = metrics_register(NB_METRIC_GAUGE, "nebula_rooms", "rooms with members now");
-    m->messages_received = metrics_register(NB_METRIC_COUNTER, "nebula_messages_received_total",
-                                            "data messages received from clients");
-    m->deliveries =
-        metrics_register(NB_METRIC_COUNTER, "nebula_deliveries_total", "frames queued to clients");
-    m->protocol_errors = metrics_register(NB_METRIC_COUNTER, "nebula_protocol_errors_total",
-                                          "error frames sent to clients");
-    m->rate_limited = metrics_register(NB_METRIC_COUNTER, "nebula_rate_limited_total",
-                                       "messages refused by the rate limiter");
-    m->slow_consumers = metrics_register(NB_METRIC_COUNTER, "nebula_slow_consumers_total",
-                                         "connections closed for not reading fast enough");
-    m->idle_timeouts = metrics_register(NB_METRIC_COUNTER, "nebula_idle_timeouts_total",
-                                        "connections closed with 4408: no message within "
-                                        "idle_timeout_ms");
-    m->mailbox_refused =
-        metrics_register(NB_METRIC_COUNTER, "nebula_mailbox_refused_total",
-                         "events a full mailbox or room backlog refused (each answered: an "
-                         "error to the sender, or its members closed with 4000)");
-}
-
-/* Store and broker metrics exist only with a store or a broker. */
-static void init_plugin_metrics(nb_server *srv) {
-    nb_server_metrics *m = &srv->m;
-    if (srv->writer) {
-        m->store_up = metrics_register(NB_METRIC_GAUGE, "nebula_store_up",
-                                       "1 while the store's flushes succeed");
-        m->store_appends = metrics_register(NB_METRIC_COUNTER, "nebula_store_appends_total",
-                                            "messages handed to the store");
-        m->store_flushes = metrics_register(NB_METRIC_COUNTER, "nebula_store_flushes_total",
-                                            "batches flushed (group commits)");
-        m->store_failures = metrics_register(NB_METRIC_COUNTER, "nebula_store_failures_total",
-                                             "failed store appends, flushes and loads");
-    }
-    if (srv->broker) {
-        m->broker_up = metrics_register(NB_METRIC_GAUGE, "nebula_broker_up",
-                                        "1 while the broker reaches its bus");
-        m->broker_publishes = metrics_register(NB_METRIC_COUNTER, "nebula_broker_publishes_total",
-                                               "messages the broker published");
-        m->broker_failures = metrics_register(NB_METRIC_COUNTER, "nebula_broker_failures_total",
-                                              "publishes the broker could not make");
-        m->cluster_nodes = metrics_register(NB_METRIC_GAUGE, "nebula_cluster_nodes",
-                                            "other nodes the broker reports alive");
-    }
-}
-
 int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
     memset(srv, 0, sizeof *srv);
     srv->cfg = cfg;
     srv->settings = *settings;
     int failed = 0;
-    init_metrics(srv);
+    core_metrics_init(srv);
     const nb_settings *st = &srv->settings;
 
     srv->main_loop = EV_DEFAULT;
@@ -140,7 +90,7 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
         srv->broker = brokerhost_new(srv, st->broker, host_table());
         failed |= !srv->broker;
     }
-    init_plugin_metrics(srv);
+    core_metrics_init_plugins(srv);
 
     for (uint32_t i = 0; i < st->n_codecs; i++) {
         for (uint32_t j = 0; j < i; j++)

@@ -113,7 +113,8 @@ void session_free(nb_session *s) {
     else
         w->sessions_tail = s->prev;
     w->n_sessions--;
-    metrics_add(w->server->m.connections, -1);
+    if (s->kind == NB_SESSION_CHAT)
+        metrics_add(w->server->m.connections, -1);
     if (s->held)
         atomic_fetch_sub_explicit(&w->server->guard.budget.held[w->index], (int64_t)s->held,
                                   memory_order_relaxed);

@@ -24,6 +24,11 @@
 #define NB_SESSION_OPEN 1u
 #define NB_SESSION_CLOSING 2u /* the core asked the transport to close */
 
+/* Kinds of session: a chat client, or the admin page's feed (admin.h). */
+#define NB_SESSION_CHAT 0u
+#define NB_SESSION_ADMIN 1u     /* accepted, not yet fed */
+#define NB_SESSION_ADMIN_FED 2u /* established: gets the snapshots */
+
 /* A room of the session (membership.c). */
 #define NB_SLOT_JOINING 0u /* join sequenced, not yet delivered here */
 #define NB_SLOT_ACTIVE 1u  /* a member */
@@ -54,6 +59,7 @@ struct nb_session {
     nb_sref ref; /* how other threads name this session */
     char user[NB_USERNAME_MAX + 1];
     uint32_t user_len;
+    uint32_t kind;             /* NB_SESSION_CHAT or an admin feed's */
     nb_first_join *first;      /* the connect URL's room, until the joining; or NULL */
     const char *refuse_code;   /* set when the connect URL was bad... */
     const char *refuse_reason; /* ...and why; both static strings */

@@ -51,6 +51,8 @@ static void on_chat(nb_session *s, const nb_msg *in) {
                                        &in->content, s->ref);
     if (err) /* the server's failure, not the client's: not counted against max_errors */
         session_error_frame(s, err, pipeline_reason(err), &in->room);
+    else
+        metrics_add(s->worker->server->m.messages, 1);
 }
 
 static void on_leave(nb_session *s, const nb_msg *in) {
@@ -65,8 +67,8 @@ static void on_leave(nb_session *s, const nb_msg *in) {
 
 void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *data, uint32_t len) {
     nb_server *srv = s->worker->server;
-    if (s->state != NB_SESSION_OPEN)
-        return;
+    if (s->state != NB_SESSION_OPEN || s->kind != NB_SESSION_CHAT)
+        return; /* an admin feed only listens */
     metrics_add(srv->m.messages_received, 1);
     const nb_settings *st = &srv->settings;
     int64_t now = clock_mono_ms(); /* for the rate limit and the idle limit */

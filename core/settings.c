@@ -272,6 +272,19 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
                      "\"%s\": expected \"error\", \"warn\", \"info\" or \"debug\"", level);
         s->log_level = 3;
     }
+    const char *format = "text";
+    config_get_string(cfg, "server", "log_format", "text", &format);
+    int f = log_format_from_name(format);
+    if (f < 0)
+        config_error(cfg, "server", "log_format", "\"%s\": expected \"text\" or \"json\"", format);
+    s->log_format = f < 0 ? NB_LOG_FORMAT_TEXT : (uint32_t)f;
+    s->log_queue_bytes = get_u32(cfg, "server", "log_queue_bytes", 1 << 20, 64 << 10, 256u << 20);
+    s->log_repeat_window_ms = get_u32(cfg, "server", "log_repeat_window_ms", 10000, 0, 3600000);
+    if (s->log_repeat_window_ms && s->log_repeat_window_ms < 100) {
+        config_error(cfg, "server", "log_repeat_window_ms",
+                     "%u is out of range (0 = off, or 100..3600000)", s->log_repeat_window_ms);
+        s->log_repeat_window_ms = 10000;
+    }
     s->history_per_room = get_u32(cfg, "server", "history_per_room", 50, 0, 100000);
     int64_t hb = 1 << 20;
     config_get_int(cfg, "server", "history_bytes_per_room", hb, 0, INT64_C(1) << 40, &hb);
@@ -335,4 +348,20 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     }
     s->idle_timeout_ms = (uint32_t)idle;
     read_hardening(cfg, s);
+
+    /* [admin]: the token guards operational data; a short one is refused. */
+    const char *token = "";
+    config_get_string(cfg, "admin", "token", "", &token);
+    size_t tlen = strlen(token);
+    int token_ok = tlen == 0 || (tlen >= NB_ADMIN_TOKEN_MIN && tlen <= NB_ADMIN_TOKEN_MAX);
+    for (const char *p = token; *p && token_ok; p++)
+        token_ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || strchr("-._~", *p);
+    if (token_ok)
+        snprintf(s->admin_token, sizeof s->admin_token, "%s", token);
+    else
+        config_error(cfg, "admin", "token",
+                     "expected %d to %d characters of A-Z a-z 0-9 - . _ ~ (e.g. the output of "
+                     "`openssl rand -hex 16`), or \"\" for no dashboard",
+                     NB_ADMIN_TOKEN_MIN, NB_ADMIN_TOKEN_MAX);
 }

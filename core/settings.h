@@ -14,6 +14,8 @@
 #define NB_MAX_CODECS 8
 #define NB_MAX_WORKERS 64
 #define NB_MAX_PLUGIN_DIRS 8
+#define NB_ADMIN_TOKEN_MIN 16
+#define NB_ADMIN_TOKEN_MAX 128
 
 typedef struct nb_settings {
     /* [server] */
@@ -24,6 +26,9 @@ typedef struct nb_settings {
     char web_root[4096]; /* "" = serve no files */
     char node_id[128];
     uint32_t log_level;
+    uint32_t log_format;           /* NB_LOG_FORMAT_* (log.h) */
+    uint32_t log_queue_bytes;      /* the log thread's queue */
+    uint32_t log_repeat_window_ms; /* 0 = repeats are not limited */
     uint32_t history_per_room;
     uint64_t history_bytes_per_room; /* a room's ring, in bytes of messages */
     uint64_t history_bytes_total;    /* every room's ring together */
@@ -59,6 +64,8 @@ typedef struct nb_settings {
     uint32_t burst_per_address;
     nb_cidr allowlist[NB_ALLOWLIST_MAX]; /* addresses without per-address limits */
     uint32_t n_allowlist;
+    /* [admin] */
+    char admin_token[NB_ADMIN_TOKEN_MAX + 1]; /* "" = the dashboard is off */
 } nb_settings;
 
 /*

@@ -1,6 +1,8 @@
 #include "worker.h"
 
 #include "abuse.h"
+#include "admin.h"
+#include "bcast_sample.h"
 #include "buf.h"
 #include "clock.h"
 #include "closecodes.h"
@@ -109,6 +111,7 @@ int worker_init(nb_worker *w, nb_server *srv, uint32_t index) {
     w->presence_timer.data = w;
     ev_timer_init(&w->idle_timer, on_idle_timer, 0, 0);
     w->idle_timer.data = w;
+    bcast_worker_init(w);
     return 0;
 }
 
@@ -161,6 +164,8 @@ void worker_free(nb_worker *w) {
     ev_timer_stop(w->loop, &w->presence_timer);
     ev_timer_stop(w->loop, &w->idle_timer);
     shed_stop(w);
+    bcast_worker_free(w);
+    admin_worker_free(w);
     ev_loop_destroy(w->loop);
     w->loop = NULL;
 }
@@ -194,9 +199,13 @@ void worker_drain(nb_worker *w) {
     while ((n = mailbox_take(&w->mailbox, batch, 64)) > 0) {
         for (uint32_t i = 0; i < n; i++) {
             nb_event *ev = &batch[i];
-            if (ev->type == NB_EV_DELIVER)
+            if (ev->type == NB_EV_DELIVER) {
                 deliver_event(w, ev);
-            else if (ev->type == NB_EV_SESSION_ERROR)
+                if (ev->sample) {
+                    bcast_sample_delivered(w, ev->sample);
+                    ev->sample = NULL;
+                }
+            } else if (ev->type == NB_EV_SESSION_ERROR)
                 deliver_session_error(w, ev);
             event_release(ev);
         }

@@ -2,7 +2,7 @@
 # A/B two builds of nebula on the same load, alternating A and B so that the
 # machine's drift hits both alike, and keep every JSON summary.
 #
-#   tools/bench-ab.sh A_BUILD B_BUILD OUT_DIR [ROUNDS]
+#   [PORT=N] tools/bench-ab.sh A_BUILD B_BUILD OUT_DIR [ROUNDS]
 #
 # Each round runs, on A then on B, with a fresh server each time:
 #   S3 at 1M, 2M and 2.88M deliveries/s (500, 1000, 1442 msg/s in a room of
@@ -20,7 +20,7 @@ b=${2:?B build folder}
 out=${3:?output folder}
 rounds=${4:-2}
 bench=$b/tools/nebula-bench/nebula-bench
-port=9300
+port=${PORT:-9300} # PORT=N: another port, when 9300 is taken
 mkdir -p "$out"
 
 conf_for() { # build label -> config path

@@ -39,6 +39,7 @@ struct nb_metric;     /* a registered metric */
 /* Metric types for host->metric_new. */
 #define NB_METRIC_COUNTER 1u /* only goes up; name must end in _total */
 #define NB_METRIC_GAUGE 2u
+#define NB_METRIC_HISTOGRAM 3u /* ABI 1.2: made with metric_histogram_new */
 
 /* Where and how to serve; read-only, valid for the life of the instance. */
 typedef struct nb_server_info {
@@ -192,6 +193,23 @@ typedef struct nb_host {
      * by a few KiB or more and when it drops to 0; never after
      * conn_closed. On the instance's loop. */
     void (*conn_memory)(struct nb_session *session, uint64_t bytes);
+    /* ---- metrics: labels and histograms (any thread, like metric_new).
+     * Names follow Prometheus' conventions: nebula_<plugin>_<what>_<unit>,
+     * base units (seconds, bytes), counters end in _total. */
+    /* One member of a labeled family, e.g. name "nebula_redis_up" with
+     * labels `instance="redis-1:6379"`: the text inside the braces, label
+     * values escaped as Prometheus wants (\\, \", \n). Every member of a
+     * family has the same type. NULL (and a logged warning) when refused. */
+    struct nb_metric *(*metric_new_labeled)(struct nb_plugin_ctx *ctx, uint32_t type,
+                                            const char *name, const char *labels, const char *help);
+    /* A histogram with n_bounds upper bounds (1..24, increasing; +Inf is
+     * implicit), e.g. {0.001, 0.01, 0.1, 1} for a latency in seconds. */
+    struct nb_metric *(*metric_histogram_new)(struct nb_plugin_ctx *ctx, const char *name,
+                                              const char *help, const double *bounds,
+                                              uint32_t n_bounds);
+    /* Record one observation (lock-free; cheap enough for every write or
+     * flush, not for every message of a busy node: sample those). */
+    void (*metric_observe)(struct nb_metric *metric, double value);
 } nb_host;
 
 #ifdef __cplusplus

@@ -202,3 +202,24 @@ test('a plugin built for ABI 1.0 loads and works', async () => {
     assertNoCrash(r);
   }
 });
+
+// And one built from the frozen ABI 1.1 headers (tests/fixtures/abi-1.1/).
+test('a plugin built for ABI 1.1 loads and works', async () => {
+  const srv = await startServer({ plugins: { dir: fixtureDir, codecs: ['codec-json', 'fixture-old-minor-1-1'] } });
+  try {
+    assert.match(srv.output().stderr, /loaded codec plugin fixture-old-minor-1-1 1\.1\.0/);
+    const old = await Client.connect(srv.wsUrl('general', 'olduser'), 'fixture.old11.v1');
+    assert.equal(old.ws.protocol, 'fixture.old11.v1');
+    const json = await Client.connect(srv.wsUrl('general', 'jsonuser'), 'nebula.json.v1');
+    await json.next((f) => f.type === 'presence' && (f.users || []).includes('olduser'));
+    old.send('message:general:hello from 1.1');
+    const got = await json.next((f) => f.type === 'message');
+    assert.equal(got.sender, 'olduser');
+    assert.equal(got.content, 'hello from 1.1');
+    old.close();
+    json.close();
+  } finally {
+    const r = await srv.stop();
+    assertNoCrash(r);
+  }
+});
