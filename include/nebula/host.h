@@ -181,6 +181,13 @@ typedef struct nb_host {
     /* Another node appeared (alive = 1) or expired (0): logged and counted
      * in nebula_cluster_nodes. */
     void (*broker_node)(struct nb_plugin_ctx *ctx, const char *node_id, uint32_t alive);
+    /* This node's live connections and rooms, for the broker to publish
+     * with its heartbeat. */
+    void (*local_counts)(struct nb_plugin_ctx *ctx, uint32_t *connections, uint32_t *rooms);
+    /* A live node's latest heartbeat (the broker's view): its counts, shown
+     * at /cluster until broker_node(.., 0) says it expired. */
+    void (*broker_node_counts)(struct nb_plugin_ctx *ctx, const char *node_id, uint32_t connections,
+                               uint32_t rooms);
 } nb_host;
 
 #ifdef __cplusplus
