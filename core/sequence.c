@@ -410,7 +410,9 @@ void pipeline_remote(nb_server *srv, const nb_msg *msg) {
     int sequences = context_broker_sequences(srv);
     if (!room) {
         /* no member here */
-    } else if (msg->type == NB_MSG_PRESENCE) {
+    } else if (msg->type == NB_MSG_PRESENCE ||
+               ((msg->type == NB_MSG_JOIN || msg->type == NB_MSG_LEAVE) && msg->sender.ptr)) {
+        /* the cluster's list, or another node's user joining or leaving */
         nb_msg m = *msg;
         m.seq = room->last_seq;
         m.ts = pipe_ts(room);

@@ -81,7 +81,9 @@ typedef struct nb_broker_vtable {
      * presence: a user of this node joined (joined = 1) or left (0) a room.
      * While the broker is up it sends the room's cluster-wide user list
      * back as an NB_MSG_PRESENCE through host->broker_deliver, and the
-     * core sends no presence of its own.
+     * core sends no presence of its own; other nodes' users joining and
+     * leaving come the same way, as NB_MSG_JOIN / NB_MSG_LEAVE with sender
+     * set (this node's own the core announces itself).
      *
      * A join with `done` set is a claim: a username is unique per room
      * across the cluster, so the core's join waits (the joiner is not in

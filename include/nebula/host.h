@@ -153,7 +153,8 @@ typedef struct nb_host {
 
     /* ---- broker events (broker.h), on the main loop */
     /* An event from the bus for msg->room: a message (with its seq when
-     * the broker sequences), or a cluster-wide NB_MSG_PRESENCE. The core
+     * the broker sequences), a cluster-wide NB_MSG_PRESENCE, or another
+     * node's user joining or leaving (NB_MSG_JOIN / NB_MSG_LEAVE). The core
      * copies what it keeps. Events of this node's own rooms only; one the
      * core has already delivered (same or lower seq) is ignored. */
     void (*broker_deliver)(struct nb_plugin_ctx *ctx, const nb_msg *msg);
