@@ -49,10 +49,18 @@ static void *resolve_main(void *arg) {
     if (rc != 0) {
         snprintf(err, sizeof err, "cannot resolve %s: %s", l->url.host, gai_strerror(rc));
     } else {
-        const void *a = res->ai_family == AF_INET6
-                            ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
-                            : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
-        if (!inet_ntop(res->ai_family, a, addr, sizeof addr))
+        /* the first IPv4 address if there is one (Redis binds 127.0.0.1 by
+         * default, and "localhost" often answers ::1 first), else the first */
+        const struct addrinfo *pick = res;
+        for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+            if (ai->ai_family == AF_INET) {
+                pick = ai;
+                break;
+            }
+        const void *a = pick->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)pick->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)pick->ai_addr)->sin_addr;
+        if (!inet_ntop(pick->ai_family, a, addr, sizeof addr))
             snprintf(err, sizeof err, "cannot resolve %s: bad address", l->url.host);
         freeaddrinfo(res);
     }
@@ -135,7 +143,7 @@ static rb_link *link_of(const redisAsyncContext *ac) {
 static void on_setup(redisAsyncContext *ac, void *r, void *privdata) {
     rb_link *l = link_of(ac);
     redisReply *reply = r;
-    intptr_t which = (intptr_t)privdata;
+    int which = *(const int *)privdata;
     if (!l || (ac != l->cmd && ac != l->sub))
         return; /* dropped meanwhile */
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
@@ -182,7 +190,10 @@ static void on_disconnected(const redisAsyncContext *ac, int status) {
 
 /* Open one connection and queue its AUTH / SELECT (hiredis sends them once
  * connected; replies come in order). */
-static redisAsyncContext *open_one(rb_link *l, intptr_t which) {
+/* on_setup's privdata: which connection a setup reply belongs to. */
+static int setup_tags[2] = {1, 2};
+
+static redisAsyncContext *open_one(rb_link *l, int which) {
     rb_broker *b = l->b;
     redisAsyncContext *ac = redisAsyncConnect(l->addr, l->url.port);
     if (!ac)
@@ -195,7 +206,7 @@ static redisAsyncContext *open_one(rb_link *l, intptr_t which) {
     redisLibevAttach(b->loop, ac);
     redisAsyncSetConnectCallback(ac, on_connected);
     redisAsyncSetDisconnectCallback(ac, on_disconnected);
-    void *tag = (void *)which;
+    void *tag = &setup_tags[which - 1];
     uint32_t *left = &l->setup_left[which - 1];
     *left = 0;
     if (l->url.password[0]) {

@@ -81,45 +81,53 @@ static int32_t rb_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **
     const char *url = NULL;
     const char *const *urls = NULL;
     uint32_t n_urls = 0;
-    int bad = host->config_string(ctx, "url", NULL, &url) != NB_OK ||
-              host->config_strings(ctx, "urls", &urls, &n_urls) != NB_OK;
-    bad = bad || read_int(b, "connect_timeout_ms", 2000, 10, 600000, &b->connect_timeout_ms) ||
-          read_int(b, "command_timeout_ms", 3000, 10, 600000, &b->command_timeout_ms) ||
-          read_int(b, "heartbeat_ms", 1000, 50, 600000, &b->heartbeat_ms) ||
-          read_int(b, "node_ttl_ms", 5000, 100, 3600000, &b->node_ttl_ms) ||
-          read_int(b, "reconnect_min_ms", 100, 1, 600000, &b->reconnect_min_ms) ||
-          read_int(b, "reconnect_max_ms", 5000, 1, 3600000, &b->reconnect_max_ms) ||
-          read_int(b, "stream_max_len", 1000, 1, 100000000, &b->stream_max_len) ||
-          read_int(b, "max_pending", 10000, 1, 10000000, &b->max_pending) ||
-          read_int(b, "stop_timeout_ms", 500, 0, 60000, &b->stop_timeout_ms);
-    if (!bad && url && n_urls) {
+    /* Every key is read and checked, so one run reports every mistake. */
+    int bad = host->config_string(ctx, "url", NULL, &url) != NB_OK;
+    bad |= host->config_strings(ctx, "urls", &urls, &n_urls) != NB_OK;
+    bad |= read_int(b, "connect_timeout_ms", 2000, 10, 600000, &b->connect_timeout_ms);
+    bad |= read_int(b, "command_timeout_ms", 3000, 10, 600000, &b->command_timeout_ms);
+    bad |= read_int(b, "heartbeat_ms", 1000, 50, 600000, &b->heartbeat_ms);
+    bad |= read_int(b, "node_ttl_ms", 5000, 100, 3600000, &b->node_ttl_ms);
+    bad |= read_int(b, "reconnect_min_ms", 100, 1, 600000, &b->reconnect_min_ms);
+    bad |= read_int(b, "reconnect_max_ms", 5000, 1, 3600000, &b->reconnect_max_ms);
+    bad |= read_int(b, "stream_max_len", 1000, 1, 100000000, &b->stream_max_len);
+    bad |= read_int(b, "max_pending", 10000, 1, 10000000, &b->max_pending);
+    bad |= read_int(b, "stop_timeout_ms", 500, 0, 60000, &b->stop_timeout_ms);
+    int ints_bad = bad;
+    if (url && n_urls) {
         host->config_error(ctx, "urls", "give url or urls, not both");
         bad = 1;
     }
-    if (!bad && n_urls > MAX_URLS) {
+    if (n_urls > MAX_URLS) {
         host->config_error(ctx, "urls", "at most 64 instances");
         bad = 1;
     }
-    if (!bad && b->node_ttl_ms < 2 * b->heartbeat_ms) {
+    if (!ints_bad && b->node_ttl_ms < 2 * b->heartbeat_ms) {
         host->config_error(ctx, "node_ttl_ms", "must be at least twice heartbeat_ms");
         bad = 1;
     }
-    if (!bad && b->reconnect_max_ms < b->reconnect_min_ms) {
+    if (!ints_bad && b->reconnect_max_ms < b->reconnect_min_ms) {
         host->config_error(ctx, "reconnect_max_ms", "must not be below reconnect_min_ms");
         bad = 1;
     }
-    if (!bad && n_urls == 0 && !url)
+    if (n_urls == 0 && !url)
         url = DEFAULT_URL;
     uint32_t n = n_urls ? n_urls : 1;
-    if (!bad && !(b->links = calloc(n, sizeof *b->links))) {
+    if (n_urls > MAX_URLS)
+        n = 0;
+    if (n && !(b->links = calloc(n, sizeof *b->links))) {
         host->log(ctx, NB_LOG_ERROR, "out of memory");
         bad = 1;
+        n = 0;
     }
-    for (uint32_t i = 0; !bad && i < n; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         const char *why = NULL;
         if (rb_link_init(&b->links[i], b, i, n_urls ? urls[i] : url, &why) < 0) {
-            char text[160];
-            snprintf(text, sizeof text, "%s: %s", n_urls ? urls[i] : url, why);
+            char text[160]; /* not the URL itself: it may hold a password */
+            if (n_urls)
+                snprintf(text, sizeof text, "entry %u: %s", i + 1, why);
+            else
+                snprintf(text, sizeof text, "%s", why);
             host->config_error(ctx, n_urls ? "urls" : "url", text);
             bad = 1;
             break;
@@ -179,6 +187,7 @@ static int32_t rb_start(void *instance, uint32_t *flags) {
     if (!b->rng)
         b->rng = 1;
     b->n_buckets = 1024;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
     b->buckets = calloc(b->n_buckets, sizeof *b->buckets);
     if (!b->buckets) {
         b->host->log(b->ctx, NB_LOG_ERROR, "out of memory");

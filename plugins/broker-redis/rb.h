@@ -52,7 +52,7 @@ struct rb_link {
     rb_url url;
     char shown[300]; /* host:port/db for logs, without the password */
     int literal;     /* host is an IP address: no lookup */
-    char addr[64];   /* the address connected to */
+    char addr[256];  /* the address connected to */
     redisAsyncContext *cmd, *sub;
     int cmd_ready, sub_ready; /* connected, authenticated, db selected */
     uint32_t setup_left[2];   /* setup replies still due (commands, subscribe) */

@@ -159,7 +159,7 @@ void rb_scripts_init(void) {
             continue;
         }
         for (unsigned int k = 0; k < 20; k++)
-            snprintf(shas[i] + 2 * k, 3, "%02x", md[k]);
+            snprintf(shas[i] + (size_t)2 * k, 3, "%02x", md[k]);
     }
 }
 

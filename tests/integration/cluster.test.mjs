@@ -5,8 +5,10 @@
 // three instances (docs/BROKER_REDIS.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { startServer, makeConfig, freePort } from '../lib/server.mjs';
+import { readFileSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { startServer, makeConfig, freePort, runNebula, pluginDir } from '../lib/server.mjs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Client } from '../lib/client.mjs';
 import { startRedis, brokerSection } from '../lib/redis.mjs';
 import { metric, sleep, until } from '../lib/util.mjs';
@@ -299,5 +301,28 @@ test('three Redis instances: rooms spread over all three; killing one affects on
     for (const x of clients) x.close();
     for (const n of nodes) await stopOk(n);
     for (const r of redises) await r.close();
+  }
+});
+
+test('config: every mistake reported with its line; a host name is resolved off the loop', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nebula-rbconf-'));
+  const redis = await startRedis();
+  try {
+    const conf = path.join(dir, 'bad.conf');
+    writeFileSync(conf, `[plugins]\ndir = "${pluginDir}"\nbroker = "broker-redis"\n`
+      + '[broker-redis]\nurl = "http://x:pw@h"\nheartbeat_ms = 10\nstream_max_len = "many"\n');
+    const r = await runNebula(['--check-config', conf]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /bad\.conf:5: \[broker-redis\] url: expected redis:\/\//);
+    assert.match(r.stderr, /bad\.conf:6: \[broker-redis\] heartbeat_ms: must be from 50/);
+    assert.match(r.stderr, /bad\.conf:7: \[broker-redis\] stream_max_len:/);
+    assert.ok(!r.stderr.includes(':pw@'), 'a password is never logged');
+    // "localhost": resolved by the plugin's resolver thread, then connected
+    const n = await startNode([{ url: `redis://localhost:${redis.port}` }], 'named');
+    assert.match(await (await fetch(`${n.url}/readyz`)).text(), /broker: up/);
+    await stopOk(n);
+  } finally {
+    await redis.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
