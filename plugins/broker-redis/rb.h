@@ -146,8 +146,10 @@ typedef struct rb_room {
     rb_waiter *waiters;
     rb_load *loads; /* wait for the subscription (nothing missed between) */
     uint64_t pv;    /* the last presence version delivered */
-    char *presence; /* its envelope, for a joiner whose claim came later */
+    char *presence; /* the newest list's envelope */
     uint32_t presence_len;
+    int held;                       /* that list waits (a claim of this node is out) */
+    uint32_t claims;                /* claims of this node in flight */
     char (*users)[RB_USER_MAX + 1]; /* this node's users in the room */
     uint32_t n_users, cap_users;
     struct rb_room *next;

@@ -90,7 +90,7 @@ rb_room *rb_room_get(rb_broker *b, const char *name, uint32_t len, int create) {
 }
 
 void rb_room_maybe_free(rb_broker *b, rb_room *r) {
-    if (r->wanted || r->sub != RB_SUB_NONE || r->waiters || r->loads || r->n_users)
+    if (r->wanted || r->sub != RB_SUB_NONE || r->waiters || r->loads || r->n_users || r->claims)
         return;
     rb_room **pp = &b->buckets[bucket_of(b, r->name, r->len)];
     while (*pp && *pp != r)
@@ -194,11 +194,27 @@ static void keep_presence(rb_room *r, const uint8_t *data, uint32_t len) {
     r->presence_len = len;
 }
 
+/*
+ * Presence lists are delivered newest first-come (by presence version),
+ * but held while a claim of this node is out for the room: the core
+ * announces a claimed join when the claim's answer arrives, on the
+ * command connection, while the list that follows from it may arrive
+ * earlier on the subscribe connection. Members then see join, then list.
+ */
+static void flush_presence(rb_broker *b, rb_room *r) {
+    if (!r->held || r->claims || !r->presence)
+        return;
+    r->held = 0;
+    rb_decoded d;
+    if (rb_decode(b, (const uint8_t *)r->presence, r->presence_len, &d) == NB_OK) {
+        b->host->broker_deliver(b->ctx, &d.msg);
+        rb_decoded_free(b, &d);
+    }
+}
+
 /* A publication of the room's channel (or a script's reply): a message,
- * or a presence list newer than the last one (force: deliver even if not
- * newer). */
-static void deliver_message(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len,
-                            int force) {
+ * another node's join or leave, or a presence list. */
+static void deliver_message(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len) {
     rb_decoded d;
     if (rb_decode(b, data, len, &d) != NB_OK) {
         b->host->log(b->ctx, NB_LOG_WARN, "room %s: an undecodable publication was ignored",
@@ -214,27 +230,17 @@ static void deliver_message(rb_broker *b, rb_room *r, const uint8_t *data, uint3
                  memcmp(d.msg.id.ptr, b->node_id, d.msg.id.len) == 0)) {
         d.msg.id = (nb_str){NULL, 0, 0}; /* another node's user; the core announced ours */
         b->host->broker_deliver(b->ctx, &d.msg);
-    } else if (d.msg.type == NB_MSG_PRESENCE && (d.msg.seq > r->pv || force)) {
-        if (d.msg.seq > r->pv) {
-            r->pv = d.msg.seq;
-            keep_presence(r, data, len);
-        }
-        b->host->broker_deliver(b->ctx, &d.msg);
+    } else if (d.msg.type == NB_MSG_PRESENCE && d.msg.seq > r->pv) {
+        r->pv = d.msg.seq;
+        keep_presence(r, data, len);
+        r->held = 1;
     }
     rb_decoded_free(b, &d);
+    flush_presence(b, r);
 }
 
 void rb_deliver_presence(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len) {
-    deliver_message(b, r, data, len, 0);
-}
-
-/* After a claim: the newest list, which the joiner may have missed while
- * its join waited. */
-static void deliver_after_claim(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len) {
-    uint64_t before = r->pv;
-    deliver_message(b, r, data, len, 0);
-    if (r->pv == before && r->presence) /* the reply was not newer: the newest again */
-        deliver_message(b, r, (const uint8_t *)r->presence, r->presence_len, 1);
+    deliver_message(b, r, data, len);
 }
 
 void rb_on_sub_reply(redisAsyncContext *ac, void *reply_, void *privdata) {
@@ -256,7 +262,7 @@ void rb_on_sub_reply(redisAsyncContext *ac, void *reply_, void *privdata) {
     if (strcmp(kind, "message") == 0) {
         const redisReply *p = reply->element[2];
         if (r->sub == RB_SUB_ACTIVE && p->type == REDIS_REPLY_STRING)
-            deliver_message(b, r, (const uint8_t *)p->str, (uint32_t)p->len, 0);
+            deliver_message(b, r, (const uint8_t *)p->str, (uint32_t)p->len);
     } else if (strcmp(kind, "subscribe") == 0 && r->sub == RB_SUB_PENDING) {
         r->sub = RB_SUB_ACTIVE;
         finish_waiters(r, NB_OK);
@@ -324,6 +330,8 @@ static void on_presence(rb_link *l, redisReply *reply, void *user) {
     presence_call *pc = user;
     rb_broker *b = pc->b;
     rb_room *r = rb_room_get(b, pc->room, pc->room_len, 0);
+    if (r && pc->done && r->claims)
+        r->claims--;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         if (reply)
             b->host->log(b->ctx, NB_LOG_WARN, "room %s: presence script failed: %s", pc->room,
@@ -336,24 +344,21 @@ static void on_presence(rb_link *l, redisReply *reply, void *user) {
                 rb_room_remove_user(r, pc->user, pc->user_len);
             pc->done(pc->done_user, NB_ERR_TAKEN, 0);
         }
-    } else {
-        if (pc->done)
-            pc->done(pc->done_user, NB_OK, 0);
-        r = rb_room_get(b, pc->room, pc->room_len, 0); /* done may have changed rooms */
-        if (r && reply->type == REDIS_REPLY_STRING) {
-            if (pc->done) /* a claim: its joiner may have missed the list */
-                deliver_after_claim(b, r, (const uint8_t *)reply->str, (uint32_t)reply->len);
-            else
-                deliver_message(b, r, (const uint8_t *)reply->str, (uint32_t)reply->len, 0);
-        }
+    } else if (pc->done) {
+        pc->done(pc->done_user, NB_OK, 0); /* the core announces the join now */
     }
+    r = rb_room_get(b, pc->room, pc->room_len, 0); /* done may have changed rooms */
+    if (r && reply && reply->type == REDIS_REPLY_STRING)
+        deliver_message(b, r, (const uint8_t *)reply->str, (uint32_t)reply->len);
+    else if (r)
+        flush_presence(b, r);
     if (r)
         rb_room_maybe_free(b, r);
     free(pc);
 }
 
 /* mode: "claim", "force" (register without refusal) or "release". */
-static int32_t send_presence(rb_broker *b, const rb_room *r, const char *mode, const char *user,
+static int32_t send_presence(rb_broker *b, rb_room *r, const char *mode, const char *user,
                              uint32_t user_len, nb_broker_done_fn done, void *done_user) {
     presence_call *pc = calloc(1, sizeof *pc);
     if (!pc)
@@ -371,6 +376,8 @@ static int32_t send_presence(rb_broker *b, const rb_room *r, const char *mode, c
         rb_script_call(&b->links[r->link], RB_SCRIPT_PRESENCE, 0, 4, args, lens, on_presence, pc);
     if (rc != NB_OK)
         free(pc);
+    else if (done)
+        r->claims++; /* lists wait until the claimed join is announced */
     return rc;
 }
 
