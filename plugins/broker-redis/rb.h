@@ -145,10 +145,10 @@ typedef struct rb_room {
     int sub;    /* RB_SUB_* */
     rb_waiter *waiters;
     rb_load *loads; /* wait for the subscription (nothing missed between) */
-    uint64_t pv;    /* the last presence version delivered */
+    uint64_t pv;    /* the newest presence version seen */
     char *presence; /* the newest list's envelope */
     uint32_t presence_len;
-    int held;                       /* that list waits (a claim of this node is out) */
+    uint64_t shown_pv;              /* the last one the core got */
     uint32_t claims;                /* claims of this node in flight */
     char (*users)[RB_USER_MAX + 1]; /* this node's users in the room */
     uint32_t n_users, cap_users;

@@ -195,26 +195,34 @@ static void keep_presence(rb_room *r, const uint8_t *data, uint32_t len) {
 }
 
 /*
- * Presence lists are delivered newest first-come (by presence version),
- * but held while a claim of this node is out for the room: the core
- * announces a claimed join when the claim's answer arrives, on the
- * command connection, while the list that follows from it may arrive
- * earlier on the subscribe connection. Members then see join, then list.
+ * Presence lists go to the core newest first (by presence version), but
+ * wait while a claim of this node is out for the room: the core announces
+ * a claimed join when the claim's answer arrives on the command
+ * connection, and the list that follows from it may arrive earlier on the
+ * subscribe connection. A claim's answer carries its own list, delivered
+ * right after the join; newer lists wait until no claim is out. Members
+ * see join, then list.
  */
-static void flush_presence(rb_broker *b, rb_room *r) {
-    if (!r->held || r->claims || !r->presence)
-        return;
-    r->held = 0;
+static void show_presence(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len,
+                          uint64_t pv) {
     rb_decoded d;
-    if (rb_decode(b, (const uint8_t *)r->presence, r->presence_len, &d) == NB_OK) {
-        b->host->broker_deliver(b->ctx, &d.msg);
-        rb_decoded_free(b, &d);
-    }
+    if (pv <= r->shown_pv || rb_decode(b, data, len, &d) != NB_OK)
+        return;
+    r->shown_pv = pv;
+    b->host->broker_deliver(b->ctx, &d.msg);
+    rb_decoded_free(b, &d);
+}
+
+static void flush_presence(rb_broker *b, rb_room *r) {
+    if (!r->claims && r->presence)
+        show_presence(b, r, (const uint8_t *)r->presence, r->presence_len, r->pv);
 }
 
 /* A publication of the room's channel (or a script's reply): a message,
- * another node's join or leave, or a presence list. */
-static void deliver_message(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len) {
+ * another node's join or leave, or a presence list. claim_answer: the list
+ * a claim of this node returned. */
+static void deliver_message(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len,
+                            int claim_answer) {
     rb_decoded d;
     if (rb_decode(b, data, len, &d) != NB_OK) {
         b->host->log(b->ctx, NB_LOG_WARN, "room %s: an undecodable publication was ignored",
@@ -230,17 +238,21 @@ static void deliver_message(rb_broker *b, rb_room *r, const uint8_t *data, uint3
                  memcmp(d.msg.id.ptr, b->node_id, d.msg.id.len) == 0)) {
         d.msg.id = (nb_str){NULL, 0, 0}; /* another node's user; the core announced ours */
         b->host->broker_deliver(b->ctx, &d.msg);
-    } else if (d.msg.type == NB_MSG_PRESENCE && d.msg.seq > r->pv) {
-        r->pv = d.msg.seq;
-        keep_presence(r, data, len);
-        r->held = 1;
+    } else if (d.msg.type == NB_MSG_PRESENCE) {
+        uint64_t pv = d.msg.seq;
+        if (pv > r->pv) {
+            r->pv = pv;
+            keep_presence(r, data, len);
+        }
+        if (claim_answer)
+            show_presence(b, r, data, len, pv);
     }
     rb_decoded_free(b, &d);
     flush_presence(b, r);
 }
 
 void rb_deliver_presence(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len) {
-    deliver_message(b, r, data, len);
+    deliver_message(b, r, data, len, 0);
 }
 
 void rb_on_sub_reply(redisAsyncContext *ac, void *reply_, void *privdata) {
@@ -262,7 +274,7 @@ void rb_on_sub_reply(redisAsyncContext *ac, void *reply_, void *privdata) {
     if (strcmp(kind, "message") == 0) {
         const redisReply *p = reply->element[2];
         if (r->sub == RB_SUB_ACTIVE && p->type == REDIS_REPLY_STRING)
-            deliver_message(b, r, (const uint8_t *)p->str, (uint32_t)p->len);
+            deliver_message(b, r, (const uint8_t *)p->str, (uint32_t)p->len, 0);
     } else if (strcmp(kind, "subscribe") == 0 && r->sub == RB_SUB_PENDING) {
         r->sub = RB_SUB_ACTIVE;
         finish_waiters(r, NB_OK);
@@ -349,7 +361,7 @@ static void on_presence(rb_link *l, redisReply *reply, void *user) {
     }
     r = rb_room_get(b, pc->room, pc->room_len, 0); /* done may have changed rooms */
     if (r && reply && reply->type == REDIS_REPLY_STRING)
-        deliver_message(b, r, (const uint8_t *)reply->str, (uint32_t)reply->len);
+        deliver_message(b, r, (const uint8_t *)reply->str, (uint32_t)reply->len, pc->done != NULL);
     else if (r)
         flush_presence(b, r);
     if (r)
@@ -554,7 +566,7 @@ void rb_rooms_link_up(rb_broker *b, rb_link *l) {
         for (rb_room *r = b->buckets[k]; r; r = r->next) {
             if (r->link != l->index)
                 continue;
-            r->pv = 0; /* the bus may have lost its data: versions start again */
+            r->pv = r->shown_pv = 0; /* the bus may have lost its data: versions start again */
             if (r->wanted && r->sub == RB_SUB_NONE)
                 send_sub(b, r, 1);
             /* this node's users, registered again (a name taken meanwhile
