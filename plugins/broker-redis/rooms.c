@@ -90,44 +90,56 @@ rb_room *rb_room_get(rb_broker *b, const char *name, uint32_t len, int create) {
 }
 
 void rb_room_maybe_free(rb_broker *b, rb_room *r) {
-    if (r->wanted || r->sub != RB_SUB_NONE || r->waiters || r->loads || r->n_users || r->claims)
+    if (r->wanted || r->sub != RB_SUB_NONE || r->waiters || r->loads || r->users.n || r->gone.n ||
+        r->claims)
         return;
     rb_room **pp = &b->buckets[bucket_of(b, r->name, r->len)];
     while (*pp && *pp != r)
         pp = &(*pp)->next;
     if (*pp)
         *pp = r->next;
-    free(r->users);
+    free(r->users.v);
+    free(r->gone.v);
     free(r->presence);
     free(r);
 }
 
-int rb_room_add_user(rb_room *r, const char *user, uint32_t len) {
+/* A set of user names (small: one room's users on this node). */
+static int names_add(rb_names *s, const char *user, uint32_t len) {
     if (len > RB_USER_MAX)
         return -1;
-    for (uint32_t i = 0; i < r->n_users; i++)
-        if (strlen(r->users[i]) == len && memcmp(r->users[i], user, len) == 0)
+    for (uint32_t i = 0; i < s->n; i++)
+        if (strlen(s->v[i]) == len && memcmp(s->v[i], user, len) == 0)
             return 0;
-    if (r->n_users == r->cap_users) {
-        uint32_t cap = r->cap_users ? r->cap_users * 2 : 4;
-        char(*u)[RB_USER_MAX + 1] = realloc(r->users, cap * sizeof *u);
-        if (!u)
+    if (s->n == s->cap) {
+        uint32_t cap = s->cap ? s->cap * 2 : 4;
+        char(*v)[RB_USER_MAX + 1] = realloc(s->v, cap * sizeof *v);
+        if (!v)
             return -1;
-        r->users = u;
-        r->cap_users = cap;
+        s->v = v;
+        s->cap = cap;
     }
-    memcpy(r->users[r->n_users], user, len);
-    r->users[r->n_users][len] = '\0';
-    r->n_users++;
+    memcpy(s->v[s->n], user, len);
+    s->v[s->n][len] = '\0';
+    s->n++;
     return 0;
 }
 
-void rb_room_remove_user(rb_room *r, const char *user, uint32_t len) {
-    for (uint32_t i = 0; i < r->n_users; i++)
-        if (strlen(r->users[i]) == len && memcmp(r->users[i], user, len) == 0) {
-            memcpy(r->users[i], r->users[--r->n_users], sizeof r->users[i]);
+static void names_remove(rb_names *s, const char *user, uint32_t len) {
+    for (uint32_t i = 0; i < s->n; i++)
+        if (strlen(s->v[i]) == len && memcmp(s->v[i], user, len) == 0) {
+            memcpy(s->v[i], s->v[--s->n], sizeof s->v[i]);
             return;
         }
+}
+
+int rb_room_add_user(rb_room *r, const char *user, uint32_t len) {
+    names_remove(&r->gone, user, len);
+    return names_add(&r->users, user, len);
+}
+
+void rb_room_remove_user(rb_room *r, const char *user, uint32_t len) {
+    names_remove(&r->users, user, len);
 }
 
 /* ---- subscription ------------------------------------------------------- */
@@ -330,6 +342,7 @@ int32_t rb_unsubscribe(rb_broker *b, const char *room, uint32_t len) {
 
 typedef struct presence_call {
     rb_broker *b;
+    int release;
     char room[RB_ROOM_MAX + 1];
     char user[RB_USER_MAX + 1];
     uint32_t room_len, user_len;
@@ -344,6 +357,8 @@ static void on_presence(rb_link *l, redisReply *reply, void *user) {
     rb_room *r = rb_room_get(b, pc->room, pc->room_len, 0);
     if (r && pc->done && r->claims)
         r->claims--;
+    if (r && pc->release && (!reply || reply->type == REDIS_REPLY_ERROR))
+        names_add(&r->gone, pc->user, pc->user_len); /* given back when the link is */
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         if (reply)
             b->host->log(b->ctx, NB_LOG_WARN, "room %s: presence script failed: %s", pc->room,
@@ -382,6 +397,7 @@ static int32_t send_presence(rb_broker *b, rb_room *r, const char *mode, const c
     pc->user_len = user_len;
     pc->done = done;
     pc->done_user = done_user;
+    pc->release = strcmp(mode, "release") == 0;
     const char *args[4] = {mode, r->name, user, b->node_id};
     size_t lens[4] = {strlen(mode), r->len, user_len, strlen(b->node_id)};
     int32_t rc =
@@ -432,6 +448,8 @@ int32_t rb_presence(rb_broker *b, const char *room, uint32_t len, const char *us
         free(ld);
     }
     int32_t rc = send_presence(b, r, mode, user, user_len, done, done_user);
+    if (rc != NB_OK && !joined) /* the instance is down: the name is given back when it is up */
+        names_add(&r->gone, user, user_len);
     if (rc != NB_OK && done) /* the instance is down: recorded, registered when back */
         done(done_user, rc, 0);
     rb_room_maybe_free(b, r);
@@ -569,10 +587,18 @@ void rb_rooms_link_up(rb_broker *b, rb_link *l) {
             r->pv = r->shown_pv = 0; /* the bus may have lost its data: versions start again */
             if (r->wanted && r->sub == RB_SUB_NONE)
                 send_sub(b, r, 1);
-            /* this node's users, registered again (a name taken meanwhile
-             * elsewhere is shared until one of them leaves) */
-            for (uint32_t i = 0; i < r->n_users; i++)
-                send_presence(b, r, "force", r->users[i], (uint32_t)strlen(r->users[i]), NULL,
+            /* names given back while it was down, then this node's users,
+             * registered again (a name taken meanwhile elsewhere is shared
+             * until one of them leaves) */
+            rb_names gone = r->gone;
+            r->gone = (rb_names){NULL, 0, 0};
+            for (uint32_t i = 0; i < gone.n; i++)
+                if (send_presence(b, r, "release", gone.v[i], (uint32_t)strlen(gone.v[i]), NULL,
+                                  NULL) != NB_OK)
+                    names_add(&r->gone, gone.v[i], (uint32_t)strlen(gone.v[i]));
+            free(gone.v);
+            for (uint32_t i = 0; i < r->users.n; i++)
+                send_presence(b, r, "force", r->users.v[i], (uint32_t)strlen(r->users.v[i]), NULL,
                               NULL);
         }
 }
@@ -600,7 +626,8 @@ void rb_rooms_free(rb_broker *b) {
             rb_room *next = r->next;
             finish_waiters(r, NB_ERR_CLOSED);
             run_loads(b, r, NB_ERR_CLOSED);
-            free(r->users);
+            free(r->users.v);
+            free(r->gone.v);
             free(r->presence);
             free(r);
             r = next;
