@@ -409,6 +409,22 @@ static int32_t send_presence(rb_broker *b, rb_room *r, const char *mode, const c
     return rc;
 }
 
+/* A user leaves before its claim, still waiting for the subscription, was
+ * sent: the claim is dropped (answered as failed; the core has forgotten
+ * the join), so a release sent now cannot run before it in Redis. */
+static void cancel_claim(rb_broker *b, rb_room *r, const char *user, uint32_t user_len) {
+    for (rb_load **pp = &r->loads; *pp;) {
+        rb_load *ld = *pp;
+        const presence_call *pc = ld->claim;
+        if (pc && pc->user_len == user_len && memcmp(pc->user, user, user_len) == 0) {
+            *pp = ld->next;
+            run_claim(b, ld, NB_ERR_CLOSED);
+        } else {
+            pp = &ld->next;
+        }
+    }
+}
+
 int32_t rb_presence(rb_broker *b, const char *room, uint32_t len, const char *user,
                     uint32_t user_len, uint32_t joined, nb_broker_done_fn done, void *done_user) {
     rb_room *r = rb_room_get(b, room, len, 1);
@@ -422,8 +438,10 @@ int32_t rb_presence(rb_broker *b, const char *room, uint32_t len, const char *us
             done(done_user, NB_ERR_NOMEM, 0);
         return NB_OK;
     }
-    if (!joined)
+    if (!joined) {
         rb_room_remove_user(r, user, user_len);
+        cancel_claim(b, r, user, user_len);
+    }
     const char *mode = !joined ? "release" : done ? "claim" : "force";
     if (done && r->wanted && r->sub != RB_SUB_ACTIVE && b->links[r->link].up) {
         /* A claim waits behind the room's subscription and first history
