@@ -69,7 +69,10 @@ static void run_backlog_locked(nb_poster *p, nb_room *room) {
         record_unref(b->rec);
         i++;
     }
-    memmove(room->backlog, room->backlog + i, (room->n_backlog - i) * sizeof *room->backlog);
+    /* Nothing taken: the backlog may never have been allocated (a join that
+     * waits for its claim is not in it), and memmove wants a pointer. */
+    if (i)
+        memmove(room->backlog, room->backlog + i, (room->n_backlog - i) * sizeof *room->backlog);
     room->n_backlog -= i;
 }
 
