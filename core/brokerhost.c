@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "pipeline.h"
+#include "plugin_slot.h"
 #include "room.h"
 
 #include <stdio.h>
@@ -37,19 +38,15 @@ nb_brokerhost *brokerhost_new(nb_server *srv, const char *name, const nb_host *h
         return NULL;
     }
     bh->srv = srv;
-    char err[1024];
-    if (loader_open(srv->settings.plugin_dir, name, NB_KIND_BROKER, &bh->plugin, err, sizeof err) !=
-        0) {
-        log_error("%s", err);
+    if (plugin_slot_load(srv, "broker", name, NB_KIND_BROKER, &bh->plugin) != 0) {
         free(bh);
         return NULL;
     }
-    log_info("loaded broker plugin %s %s from %s", bh->plugin.desc.name,
-             bh->plugin.desc.version ? bh->plugin.desc.version : "", bh->plugin.path);
     bh->vt = &bh->plugin.vt.broker;
     bh->ctx = (struct nb_plugin_ctx){.server = srv, .plugin = &bh->plugin, .loop = srv->main_loop};
     int32_t rc = bh->plugin.desc.create(host, &bh->ctx, &bh->ctx.instance);
     if (rc != NB_OK || !bh->ctx.instance) {
+        srv->plugin_failures++;
         log_error("%s: refused: create() failed with code %d (the plugin logs its reason, or "
                   "reports it with the config's mistakes)",
                   bh->plugin.path, (int)rc);

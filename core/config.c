@@ -12,11 +12,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_FILE_BYTES (16u << 20) /* larger is not a config file */
 #define SNIPPET_MAX 40             /* bytes of user text quoted in a message */
@@ -855,7 +857,13 @@ static char *read_all(FILE *f, size_t *len, int *error) {
 nb_config *config_load_file(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        int e = errno;
+        char cwd[PATH_MAX];
+        if (path[0] != '/' && getcwd(cwd, sizeof cwd))
+            set_err(err, errlen, "%s: cannot open: %s (a relative path: resolved against %s)", path,
+                    strerror(e), cwd);
+        else
+            set_err(err, errlen, "%s: cannot open: %s", path, strerror(e));
         return NULL;
     }
     size_t len = 0;
@@ -1106,6 +1114,17 @@ int config_has_section(nb_config *cfg, const char *section) {
         return 0;
     s->known = true;
     return 1;
+}
+
+void config_skip_section(nb_config *cfg, const char *section) {
+    want_section(cfg, section);
+    struct section *s = find_section(cfg, section);
+    if (!s)
+        return;
+    s->known = true;
+    for (size_t i = 0; i < cfg->nentries; i++)
+        if (&cfg->sections[cfg->entries[i].section] == s)
+            cfg->entries[i].read = true;
 }
 
 void config_error(nb_config *cfg, const char *section, const char *key, const char *fmt, ...) {

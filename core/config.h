@@ -61,6 +61,11 @@ const char *config_keep(nb_config *cfg, const char *text);
 /* 1 if the file has this [section]; marks the section as known. */
 int config_has_section(nb_config *cfg, const char *section);
 
+/* Mark a [section] and every key in it as read, unchecked: the section of
+ * a plugin that could not be loaded, so that its keys are not reported as
+ * unknown on top of the real problem (the missing plugin). */
+void config_skip_section(nb_config *cfg, const char *section);
+
 /* Record an error about a key's value found by the caller (e.g. a plugin
  * name that does not exist): "FILE:LINE: [section] key: why". If the key is
  * absent, the message names the file without a line. */

@@ -97,7 +97,11 @@ struct nb_server {
     char epoch[64];            /* rooms' history epoch without a store: this process */
     struct ev_loop *main_loop; /* signals, shutdown timer, broker */
     atomic_int draining;
+    atomic_uint quiet_workers;   /* workers that take no more messages (shutdown) */
+    atomic_int store_drained;    /* the writer flushed everything taken (shutdown) */
     atomic_uint drained_workers; /* workers whose sessions are all closed */
+    int shutdown_phase;          /* main loop only: server.c's NB_SHUTDOWN_* */
+    int64_t shutdown_started_ms; /* monotonic, when the first signal came */
     uint64_t id_epoch;
     atomic_uint_fast64_t next_id;
     ev_signal sigterm;
@@ -120,10 +124,11 @@ struct nb_worker {
     struct ev_loop *loop;
     pthread_t thread;
     int thread_started;
-    atomic_int shutdown_requested;
+    atomic_int shutdown_requested; /* 1: take no more messages; 2: close every session */
     atomic_int stop_requested;
     atomic_uint lost_events; /* rooms marked lost for this worker (pipeline.c) */
     uint32_t lost_seen;
+    int quiet;   /* this worker takes no more messages (shutting down) */
     int closing; /* this worker has begun closing its sessions */
     struct nb_plugin_ctx transport_ctx;
     int transport_created;
@@ -147,6 +152,10 @@ struct nb_worker {
 /* A worker that was closing has no session left (any thread): tells the
  * main loop. */
 void context_worker_drained(nb_server *srv);
+/* A worker takes no more messages; the writer has flushed all it was
+ * given: each tells the main loop, which moves the shutdown on (server.c). */
+void context_worker_quiet(nb_server *srv);
+void context_store_drained(nb_server *srv);
 
 /* The broker, as the pipeline sees it (0 without a broker). */
 static inline int context_broker_up(nb_server *srv) {

@@ -13,6 +13,7 @@
  */
 #include "loader.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -385,6 +386,92 @@ int loader_open(const char *dir, const char *name, uint32_t expected_kind, nb_lo
     int rc = loader_open_path(path, expected_kind, out, err, errlen);
     free(path);
     return rc;
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Append the plugin names (files "<name>.so") of a folder to *names. */
+static void list_folder(const char *dir, char ***names, size_t *n, size_t *cap) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    const struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len <= 3 || strcmp(e->d_name + len - 3, ".so") != 0 || e->d_name[0] == '.')
+            continue;
+        if (*n == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 16;
+            char **grown = realloc(*names, ncap * sizeof *grown);
+            if (!grown)
+                break;
+            *names = grown;
+            *cap = ncap;
+        }
+        char *name = malloc(len - 2);
+        if (!name)
+            break;
+        memcpy(name, e->d_name, len - 3);
+        name[len - 3] = '\0';
+        (*names)[(*n)++] = name;
+    }
+    closedir(d);
+}
+
+void loader_available(const char *const *dirs, uint32_t n_dirs, char *out, size_t outlen) {
+    if (!out || outlen == 0)
+        return;
+    out[0] = '\0';
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (uint32_t i = 0; i < n_dirs; i++)
+        list_folder(dirs[i], &names, &n, &cap);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_names);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+            continue; /* the same name in two folders: the first one wins */
+        int w = snprintf(out + at, outlen - at, "%s%s", at ? ", " : "", names[i]);
+        if (w < 0 || (size_t)w >= outlen - at) {
+            out[at] = '\0';
+            break;
+        }
+        at += (size_t)w;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (!at)
+        snprintf(out, outlen, "none");
+}
+
+/* Whether <dir>/<name>.so exists (whatever it holds). */
+static int plugin_file_exists(const char *dir, const char *name) {
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s.so", dir, name);
+    struct stat st;
+    return n > 0 && (size_t)n < sizeof path && stat(path, &st) == 0;
+}
+
+int loader_open_in(const char *const *dirs, uint32_t n_dirs, const char *name,
+                   uint32_t expected_kind, nb_loaded_plugin *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (n_dirs == 0)
+        return loader_open(".", name, expected_kind, out, err, errlen);
+    size_t nlen = name ? strlen(name) : 0;
+    if (!nlen || strchr(name, '/'))
+        return loader_open(dirs[0], name, expected_kind, out, err, errlen); /* its refusal */
+    for (uint32_t i = 0; i < n_dirs; i++)
+        if (plugin_file_exists(dirs[i], name))
+            return loader_open(dirs[i], name, expected_kind, out, err, errlen);
+    if (err && errlen) {
+        loader_open(dirs[0], name, expected_kind, out, err, errlen);
+        memset(out, 0, sizeof *out);
+    }
+    return LOADER_NOT_FOUND;
 }
 
 void loader_close(nb_loaded_plugin *p) {

@@ -54,6 +54,23 @@ const char *loader_kind_name(uint32_t kind);
 int loader_open(const char *dir, const char *name, uint32_t expected_kind, nb_loaded_plugin *out,
                 char *err, size_t errlen);
 
+/* loader_open_in's answer when no folder holds <name>.so. */
+#define LOADER_NOT_FOUND (-2)
+
+/*
+ * Look `name` up in each folder of `dirs`, in order, and load the first
+ * <name>.so found, as loader_open does (0, or -1 with its refusal).
+ * LOADER_NOT_FOUND when none of the folders has the file (err then holds
+ * the first folder's "cannot open" line; the caller words its own).
+ */
+int loader_open_in(const char *const *dirs, uint32_t n_dirs, const char *name,
+                   uint32_t expected_kind, nb_loaded_plugin *out, char *err, size_t errlen);
+
+/* The plugin names ("<name>.so" files) found in the folders, sorted, once
+ * each, joined with ", " into out ("none" when there are none; cut short
+ * when out is too small). */
+void loader_available(const char *const *dirs, uint32_t n_dirs, char *out, size_t outlen);
+
 /* Same, from an explicit path. */
 int loader_open_path(const char *path, uint32_t expected_kind, nb_loaded_plugin *out, char *err,
                      size_t errlen);

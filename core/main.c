@@ -23,7 +23,7 @@ static void usage(FILE *out) {
             "\n"
             "Options:\n"
             "  -c, --config FILE     read FILE (default: ./nebula.conf; built-in defaults if\n"
-            "                        there is none)\n"
+            "                        there is none, with history in ./data/nebula.db)\n"
             "  -l, --listen H:P      listen on H:P, overriding [server] listen\n"
             "  -t, --check-config    check the config and the plugins it names, print every\n"
             "                        mistake as FILE:LINE, and exit (0 = valid)\n"
@@ -31,7 +31,10 @@ static void usage(FILE *out) {
             "  -V, --version         print the version and the plugin ABI, and exit\n"
             "  -h, --help            print this help, and exit\n"
             "\n"
-            "Signals: SIGTERM or SIGINT closes every connection with 1001 and exits 0.\n"
+            "Signals: SIGTERM or SIGINT stops taking messages, flushes the store, closes every\n"
+            "connection with 1001 (1012 with a broker) and exits 0; a second signal exits at\n"
+            "once with 128 + its number (143 for SIGTERM). [server] shutdown_timeout_ms\n"
+            "bounds the whole shutdown.\n"
             "Endpoints: / (browser client), /ws (WebSocket), /healthz, /readyz, /metrics.\n"
             "Docs: docs/CONFIG.md, docs/PROTOCOL.md, docs/PLUGIN_ABI.md.\n");
 }
@@ -50,6 +53,14 @@ static void exe_dir(const char *argv0, char *out, size_t outlen) {
         snprintf(path, sizeof path, ".");
     snprintf(out, outlen, "%s", path);
 }
+
+/* The config without a file: every key at its default, except that
+ * history is kept, as with the shipped nebula.conf, in data/nebula.db
+ * under the working directory (store-sqlite logs the full path). */
+static const char builtin_config[] = "[plugins]\n"
+                                     "store = \"store-sqlite\"\n"
+                                     "[store-sqlite]\n"
+                                     "path = \"data/nebula.db\"\n";
 
 static int report_config(const nb_config *cfg) {
     size_t n = config_error_count(cfg);
@@ -128,7 +139,7 @@ int main(int argc, char **argv) {
         cfg = config_load_file(config_path, err, sizeof err);
     } else {
         config_path = "(built-in defaults)";
-        cfg = config_load_string(config_path, "", err, sizeof err);
+        cfg = config_load_string(config_path, builtin_config, err, sizeof err);
     }
     if (!cfg) {
         log_error("%s", err);
@@ -144,8 +155,10 @@ int main(int argc, char **argv) {
     }
     nb_settings *st = &srv->settings;
     settings_read(cfg, st, listen, dir);
+    /* --check-config prints problems only (warnings and errors), then OK:
+     * the info lines of a start would bury them. */
     if (!level)
-        log_set_level(st->log_level);
+        log_set_level(check_only && st->log_level > 2 ? 2 : st->log_level);
     log_info("config %s", config_path);
 
     /* Plugins are loaded and created even when the core's keys have

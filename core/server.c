@@ -2,12 +2,11 @@
  * server.c — bring the process up (plugins, workers, signals), run it, and
  * take it down cleanly.
  *
- * Shutdown (SIGTERM or SIGINT, caught on the main loop): /readyz turns 503,
- * every worker stops accepting and closes its clients with 1001 "server
- * shutting down" after the frames already queued for them; the main loop
- * ends when every worker reports its last connection gone, or after
- * [server] shutdown_timeout_ms, whichever comes first. Then the workers'
- * loops are stopped and their threads joined before anything is freed.
+ * Shutdown (SIGTERM or SIGINT, caught on the main loop): /readyz turns
+ * 503, no new message is taken, the store flushes what was, then every
+ * client is closed after the frames queued for it (the steps are told
+ * above advance_shutdown). Then the workers' loops are stopped and their
+ * threads joined before anything is freed.
  */
 #include "server.h"
 
@@ -18,6 +17,7 @@
 #include "host.h"
 #include "hub.h"
 #include "log.h"
+#include "plugin_slot.h"
 #include "session.h"
 #include "worker.h"
 #include "writer.h"
@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int create_instance(nb_server *srv, struct nb_plugin_ctx *ctx, nb_loaded_plugin *p,
                            nb_worker *w) {
@@ -41,20 +42,6 @@ static int create_instance(nb_server *srv, struct nb_plugin_ctx *ctx, nb_loaded_
                   p->path, (int)rc);
         return -1;
     }
-    return 0;
-}
-
-static int load(nb_server *srv, const char *section_key, const char *name, uint32_t kind,
-                nb_loaded_plugin *out) {
-    char err[1024];
-    if (loader_open(srv->settings.plugin_dir, name, kind, out, err, sizeof err) != 0) {
-        (void)section_key;
-        log_error("%s", err);
-        srv->plugin_failures++;
-        return -1;
-    }
-    log_info("loaded %s plugin %s %s from %s", loader_kind_name(kind), out->desc.name,
-             out->desc.version ? out->desc.version : "", out->path);
     return 0;
 }
 
@@ -147,11 +134,11 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
     }
 
     if (strcmp(st->store, "none") != 0) {
-        srv->plugin_failures += !(srv->writer = writer_new(srv, st->store, host_table()));
+        srv->writer = writer_new(srv, st->store, host_table());
         failed |= !srv->writer;
     }
     if (strcmp(st->broker, "none") != 0) {
-        srv->plugin_failures += !(srv->broker = brokerhost_new(srv, st->broker, host_table()));
+        srv->broker = brokerhost_new(srv, st->broker, host_table());
         failed |= !srv->broker;
     }
     init_plugin_metrics(srv);
@@ -161,7 +148,7 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
             if (strcmp(st->codecs[i], st->codecs[j]) == 0)
                 config_error(cfg, "plugins", "codecs", "\"%s\" is listed twice", st->codecs[i]);
         nb_codec_slot *slot = &srv->codecs[srv->n_codecs];
-        if (load(srv, "codecs", st->codecs[i], NB_KIND_CODEC, &slot->plugin) != 0) {
+        if (plugin_slot_load(srv, "codecs", st->codecs[i], NB_KIND_CODEC, &slot->plugin) != 0) {
             failed = 1;
             continue;
         }
@@ -179,16 +166,21 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
                              srv->codecs[j].plugin.desc.name, srv->codecs[i].plugin.desc.name,
                              srv->codecs[i].vt->subprotocol);
 
-    if (load(srv, "transport", st->transport, NB_KIND_TRANSPORT, &srv->transport) == 0) {
+    if (plugin_slot_load(srv, "transport", st->transport, NB_KIND_TRANSPORT, &srv->transport) ==
+        0) {
         srv->tvt = &srv->transport.vt.transport;
-        /* One instance per I/O thread; a failing create stops at the first. */
-        for (uint32_t i = 0; i < srv->n_workers && !failed; i++) {
+        /* One instance per I/O thread; a failing create stops at the first.
+         * Created even when another plugin failed, so that its section is
+         * read and checked in the same run. */
+        int tfailed = 0;
+        for (uint32_t i = 0; i < srv->n_workers && !tfailed; i++) {
             nb_worker *w = &srv->workers[i];
             if (create_instance(srv, &w->transport_ctx, &srv->transport, w) == 0)
                 w->transport_created = 1;
             else
-                failed = 1;
+                tfailed = 1;
         }
+        failed |= tfailed;
     } else {
         failed = 1;
     }
@@ -207,46 +199,109 @@ uint32_t server_plugin_failures(const nb_server *srv) {
     return srv->plugin_failures;
 }
 
+/*
+ * The graceful shutdown, step by step on the main loop (each step's end is
+ * reported through main_wake):
+ *   QUIET   every worker stops accepting and taking messages (a message
+ *           or join now gets shutting_down); what was taken goes on;
+ *   FLUSH   the writer flushes everything it was given and posts the
+ *           echoes that waited for the disk (skipped without a store);
+ *   CLOSE   every worker delivers what it holds, then closes its sessions
+ *           with 1001, or 1012 when a broker makes this node one of a
+ *           cluster (clients reconnect, to another node if they can);
+ *   then the loop ends; server_run stops the broker (leaving the
+ *   cluster's presence), the workers and the store.
+ * [server] shutdown_timeout_ms bounds it all; a second signal exits at
+ * once with 128 + the signal's number.
+ */
+enum { NB_SHUTDOWN_NONE, NB_SHUTDOWN_QUIET, NB_SHUTDOWN_FLUSH, NB_SHUTDOWN_CLOSE };
+
 static void stop_main_loop(nb_server *srv) {
     ev_timer_stop(srv->main_loop, &srv->shutdown_timer);
     ev_break(srv->main_loop, EVBREAK_ALL);
 }
 
+static void request_close(nb_server *srv) {
+    srv->shutdown_phase = NB_SHUTDOWN_CLOSE;
+    log_info("shutting down: closing every connection with %s",
+             srv->broker ? "1012 (restart: reconnect)" : "1001");
+    for (uint32_t i = 0; i < srv->n_workers; i++)
+        worker_request_shutdown(&srv->workers[i]);
+}
+
+/* Move the shutdown on as far as what the threads reported allows. */
+static void advance_shutdown(nb_server *srv) {
+    if (srv->shutdown_phase == NB_SHUTDOWN_QUIET &&
+        atomic_load(&srv->quiet_workers) >= srv->n_workers) {
+        if (srv->writer) {
+            srv->shutdown_phase = NB_SHUTDOWN_FLUSH;
+            log_info("shutting down: flushing the store");
+            writer_request_drain(srv->writer);
+        } else {
+            request_close(srv);
+        }
+    }
+    if (srv->shutdown_phase == NB_SHUTDOWN_FLUSH && atomic_load(&srv->store_drained))
+        request_close(srv);
+    if (srv->shutdown_phase == NB_SHUTDOWN_CLOSE &&
+        atomic_load(&srv->drained_workers) >= srv->n_workers)
+        stop_main_loop(srv);
+}
+
 static void on_main_wake(struct ev_loop *loop, ev_async *a, int revents) {
     (void)loop;
     (void)revents;
-    nb_server *srv = a->data;
-    if (atomic_load(&srv->drained_workers) >= srv->n_workers)
-        stop_main_loop(srv);
+    advance_shutdown(a->data);
 }
 
 static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
     (void)loop;
     (void)revents;
     nb_server *srv = t->data;
-    log_warn("connections still open after %u ms; closing them now",
-             srv->settings.shutdown_timeout_ms);
+    log_warn("shutdown_timeout_ms (%u ms) passed while %s; stopping now",
+             srv->settings.shutdown_timeout_ms,
+             srv->shutdown_phase == NB_SHUTDOWN_FLUSH   ? "the store was still flushing"
+             : srv->shutdown_phase == NB_SHUTDOWN_QUIET ? "I/O threads were still handling messages"
+                                                        : "connections were still open");
     stop_main_loop(srv);
 }
 
 void server_begin_shutdown(nb_server *srv) {
     if (atomic_exchange(&srv->draining, 1))
         return;
-    log_info("shutting down: closing every connection with 1001");
+    srv->shutdown_started_ms = clock_mono_ms();
+    srv->shutdown_phase = NB_SHUTDOWN_QUIET;
+    log_info("shutting down: taking no more connections or messages");
     ev_timer_init(&srv->shutdown_timer, on_shutdown_timeout,
                   srv->settings.shutdown_timeout_ms / 1000.0, 0);
     srv->shutdown_timer.data = srv;
     ev_timer_start(srv->main_loop, &srv->shutdown_timer);
     for (uint32_t i = 0; i < srv->n_workers; i++)
-        worker_request_shutdown(&srv->workers[i]);
+        worker_request_quiet(&srv->workers[i]);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *sig, int revents) {
     (void)loop;
     (void)revents;
     nb_server *srv = sig->data;
-    log_info("received %s", sig->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    const char *name = sig->signum == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (atomic_load(&srv->draining)) {
+        /* The operator does not want to wait: nothing more is flushed. */
+        log_warn("received %s again: exiting now (status %d) without finishing the shutdown", name,
+                 128 + sig->signum);
+        _exit(128 + sig->signum);
+    }
+    log_info("received %s", name);
     server_begin_shutdown(srv);
+}
+
+/* What is left of shutdown_timeout_ms for the store's last flush (at
+ * least 100 ms, so a healthy store always gets to close its files). */
+static uint32_t time_left_ms(const nb_server *srv) {
+    if (!atomic_load(&srv->draining))
+        return UINT32_MAX; /* the start failed: no deadline */
+    int64_t left = srv->shutdown_started_ms + srv->settings.shutdown_timeout_ms - clock_mono_ms();
+    return left < 100 ? 100 : (uint32_t)left;
 }
 
 int server_run(nb_server *srv) {
@@ -302,7 +357,11 @@ int server_run(nb_server *srv) {
     brokerhost_stop(srv->broker);
     for (uint32_t i = 0; i < srv->n_workers; i++)
         worker_stop_and_join(&srv->workers[i]);
-    writer_stop(srv->writer);
+    if (writer_stop_within(srv->writer, time_left_ms(srv)) != 0) {
+        /* A store stuck in a flush: its thread cannot be freed under it. */
+        log_error("the store did not stop within shutdown_timeout_ms; exiting without it");
+        _exit(1);
+    }
     ev_async_stop(loop, &srv->main_wake);
     ev_signal_stop(loop, &srv->sigterm);
     ev_signal_stop(loop, &srv->sigint);

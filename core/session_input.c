@@ -105,6 +105,16 @@ void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *d
     if (st->idle_timeout_ms &&
         (in.type == NB_MSG_MESSAGE || in.type == NB_MSG_JOIN || in.type == NB_MSG_LEAVE))
         session_touch(s, now);
+    if (s->worker->quiet && (in.type == NB_MSG_MESSAGE || in.type == NB_MSG_JOIN)) {
+        /* Shutting down: nothing new is taken, so everything taken can be
+         * flushed and echoed before the close. Not the client's fault. */
+        session_error_frame(s, "shutting_down",
+                            "the server is shutting down; the message was not sent (send it "
+                            "again after reconnecting)",
+                            in.room.ptr ? &in.room : NULL);
+        codec->vt->release(codec->ctx.instance, &in);
+        return;
+    }
     switch (in.type) {
     case NB_MSG_MESSAGE:
         on_chat(s, &in);

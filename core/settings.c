@@ -83,6 +83,61 @@ static void config_dir(nb_config *cfg, char *out, size_t outlen) {
     snprintf(out, outlen, "%.*s", (int)(n ? n : 1), file);
 }
 
+/* " (a relative path: resolved against FOLDER, the config file's folder)"
+ * when `raw` is relative, else "": where a missing path was looked for. */
+static const char *resolved_note(char *out, size_t outlen, const char *raw, const char *base) {
+    out[0] = '\0';
+    if (raw[0] != '/') {
+        char cwd[PATH_MAX] = "";
+        int here = strcmp(base, ".") == 0 && getcwd(cwd, sizeof cwd);
+        snprintf(out, outlen, " (a relative path: resolved against %s, %s)", here ? cwd : base,
+                 here ? "the working directory" : "the config file's folder");
+    }
+    return out;
+}
+
+/*
+ * [plugins] dir: one folder or a list, looked up in order (a plugin
+ * author's folder before the built-in one). Without the key: plugins/
+ * beside the binary, else the installed folder.
+ */
+static void read_plugin_dirs(nb_config *cfg, nb_settings *s, const char *base,
+                             const char *exe_dir) {
+    const char *const *dirs = NULL;
+    size_t n = 0;
+    int rc = config_get_string_array(cfg, "plugins", "dir", &dirs, &n);
+    if (rc != 1) {
+        resolve_path(s->plugin_dirs[0], sizeof s->plugin_dirs[0], exe_dir, "plugins");
+        if (!is_dir(s->plugin_dirs[0]) && is_dir(NEBULA_PLUGIN_INSTALL_DIR))
+            resolve_path(s->plugin_dirs[0], sizeof s->plugin_dirs[0], NULL,
+                         NEBULA_PLUGIN_INSTALL_DIR);
+        s->n_plugin_dirs = 1;
+        return;
+    }
+    if (n == 0)
+        config_error(cfg, "plugins", "dir", "needs at least one folder, e.g. \"build/plugins\"");
+    if (n > NB_MAX_PLUGIN_DIRS) {
+        config_error(cfg, "plugins", "dir", "at most %d folders", NB_MAX_PLUGIN_DIRS);
+        n = NB_MAX_PLUGIN_DIRS;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *dir = s->plugin_dirs[s->n_plugin_dirs];
+        resolve_path(dir, sizeof s->plugin_dirs[0], base, dirs[i]);
+        if (!is_dir(dir)) {
+            char note[PATH_MAX + 96];
+            config_error(cfg, "plugins", "dir", "\"%s\" is not a directory%s", dirs[i],
+                         resolved_note(note, sizeof note, dirs[i], base));
+        }
+        s->n_plugin_dirs++; /* kept: "no plugin ... in" names it too */
+    }
+}
+
+uint32_t settings_plugin_dirs(const nb_settings *s, const char *dirs[NB_MAX_PLUGIN_DIRS]) {
+    for (uint32_t i = 0; i < s->n_plugin_dirs; i++)
+        dirs[i] = s->plugin_dirs[i];
+    return s->n_plugin_dirs;
+}
+
 static uint32_t get_u32(nb_config *cfg, const char *sec, const char *key, int64_t def, int64_t min,
                         int64_t max) {
     int64_t v = def;
@@ -120,8 +175,10 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     if (config_get_string(cfg, "server", "web_root", NULL, &web_root) == 1) {
         if (web_root[0])
             resolve_path(s->web_root, sizeof s->web_root, base, web_root);
+        char note[PATH_MAX + 96];
         if (web_root[0] && !is_dir(s->web_root))
-            config_error(cfg, "server", "web_root", "\"%s\" is not a directory", s->web_root);
+            config_error(cfg, "server", "web_root", "\"%s\" is not a directory%s", web_root,
+                         resolved_note(note, sizeof note, web_root, base));
     } else {
         /* No key: the web/ folder beside the config, or the one in the
          * source tree the binary was built from (build/nebula). */
@@ -160,13 +217,7 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     s->room_backlog_events = get_u32(cfg, "server", "room_backlog_events", 1024, 1, 1u << 20);
 
     /* [plugins] */
-    const char *dir = NULL;
-    if (config_get_string(cfg, "plugins", "dir", NULL, &dir) == 1)
-        resolve_path(s->plugin_dir, sizeof s->plugin_dir, base, dir);
-    else
-        resolve_path(s->plugin_dir, sizeof s->plugin_dir, exe_dir, "plugins");
-    if (!is_dir(s->plugin_dir) && is_dir(NEBULA_PLUGIN_INSTALL_DIR) && !dir)
-        resolve_path(s->plugin_dir, sizeof s->plugin_dir, NULL, NEBULA_PLUGIN_INSTALL_DIR);
+    read_plugin_dirs(cfg, s, base, exe_dir);
     s->transport = "transport-ws";
     config_get_string(cfg, "plugins", "transport", s->transport, &s->transport);
     const char *const *codecs = NULL;

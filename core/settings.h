@@ -12,6 +12,7 @@
 
 #define NB_MAX_CODECS 8
 #define NB_MAX_WORKERS 64
+#define NB_MAX_PLUGIN_DIRS 8
 
 typedef struct nb_settings {
     /* [server] */
@@ -31,7 +32,8 @@ typedef struct nb_settings {
     uint32_t main_mailbox_events;   /* cap of the main loop's (broker) mailbox */
     uint32_t room_backlog_events;   /* cap of a room's backlog while its history loads */
     /* [plugins] */
-    char plugin_dir[4096];
+    char plugin_dirs[NB_MAX_PLUGIN_DIRS][4096]; /* looked up in this order */
+    uint32_t n_plugin_dirs;
     const char *transport;
     const char *codecs[NB_MAX_CODECS];
     uint32_t n_codecs;
@@ -60,6 +62,9 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
 /* A path from the config, resolved against the config file's folder when
  * relative (built-in defaults: the working directory). */
 void settings_resolve(nb_config *cfg, const char *path, char *out, size_t outlen);
+
+/* Point dirs[i] at each plugin folder of s; returns how many there are. */
+uint32_t settings_plugin_dirs(const nb_settings *s, const char *dirs[NB_MAX_PLUGIN_DIRS]);
 
 /* Split "HOST:PORT", "[v6]:PORT" or ":PORT". 0 on success, -1 if malformed. */
 int settings_parse_listen(const char *text, char *host, size_t hostlen, uint32_t *port);

@@ -13,15 +13,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Shutdown, first step: no new connection, no new message (a client
+ * that sends one hears shutting_down); what was taken goes on. */
+static void begin_quiet(nb_worker *w) {
+    if (w->quiet)
+        return;
+    w->quiet = 1;
+    w->server->tvt->stop_accepting(w->transport_ctx.instance);
+    context_worker_quiet(w->server);
+}
+
+/* Shutdown, last step: the store has flushed what was taken and its
+ * echoes were posted here before the main loop asked for this, so one
+ * more drain queues them ahead of the close frames. A node of a cluster
+ * closes with 1012 (its clients reconnect, to another node if they can). */
 static void begin_closing(nb_worker *w) {
     if (w->closing)
         return;
     w->closing = 1;
     nb_server *srv = w->server;
-    ev_timer_stop(w->loop, &w->idle_timer); /* every session closes with 1001 now */
-    srv->tvt->stop_accepting(w->transport_ctx.instance);
+    worker_drain(w);
+    ev_timer_stop(w->loop, &w->idle_timer); /* every session closes now */
+    uint32_t code = srv->broker ? NB_CLOSE_RESTART : NB_CLOSE_GOING_AWAY;
+    const char *why = srv->broker ? "server restarting" : "server shutting down";
     for (nb_session *s = w->sessions; s; s = s->next)
-        session_close(s, NB_CLOSE_GOING_AWAY, "server shutting down");
+        session_close(s, code, why);
     if (w->n_sessions == 0)
         context_worker_drained(srv);
 }
@@ -33,8 +49,11 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents) {
         ev_break(loop, EVBREAK_ALL);
         return;
     }
+    int step = atomic_load(&w->shutdown_requested);
     worker_drain(w);
-    if (atomic_load(&w->shutdown_requested))
+    if (step >= 1)
+        begin_quiet(w);
+    if (step >= 2)
         begin_closing(w);
 }
 
@@ -120,8 +139,13 @@ void worker_stop_and_join(nb_worker *w) {
     w->thread_started = 0;
 }
 
-void worker_request_shutdown(nb_worker *w) {
+void worker_request_quiet(nb_worker *w) {
     atomic_store(&w->shutdown_requested, 1);
+    mailbox_wake(&w->mailbox);
+}
+
+void worker_request_shutdown(nb_worker *w) {
+    atomic_store(&w->shutdown_requested, 2);
     mailbox_wake(&w->mailbox);
 }
 

@@ -22,6 +22,9 @@ void worker_free(nb_worker *w);
 /* On w's thread: deliver everything in w's mailbox (also w->drain). */
 void worker_drain(nb_worker *w);
 
-/* Ask the worker (from any thread) to close its sessions for shutdown. */
+/* Shutdown, from any thread: first stop taking connections and messages
+ * (the worker reports it with context_worker_quiet), later close every
+ * session (each gone: context_worker_drained). */
+void worker_request_quiet(nb_worker *w);
 void worker_request_shutdown(nb_worker *w);
 #endif

@@ -4,12 +4,14 @@
 #include "log.h"
 #include "mailbox.h"
 #include "pipeline.h"
+#include "plugin_slot.h"
 #include "room.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct nb_writer {
     nb_server *srv;
@@ -18,6 +20,8 @@ struct nb_writer {
     int thread_started;
     nb_mailbox mailbox;
     atomic_int stop_requested;
+    atomic_int drain_requested; /* shutdown: tell the main loop once all is flushed */
+    int drain_told;
     nb_loaded_plugin plugin;
     struct nb_plugin_ctx ctx;
     const nb_store_vtable *vt;
@@ -41,15 +45,10 @@ nb_writer *writer_new(nb_server *srv, const char *name, const nb_host *host) {
         return NULL;
     }
     wr->srv = srv;
-    char err[1024];
-    if (loader_open(srv->settings.plugin_dir, name, NB_KIND_STORE, &wr->plugin, err, sizeof err) !=
-        0) {
-        log_error("%s", err);
+    if (plugin_slot_load(srv, "store", name, NB_KIND_STORE, &wr->plugin) != 0) {
         free(wr);
         return NULL;
     }
-    log_info("loaded store plugin %s %s from %s", wr->plugin.desc.name,
-             wr->plugin.desc.version ? wr->plugin.desc.version : "", wr->plugin.path);
     wr->vt = &wr->plugin.vt.store;
     wr->loop = ev_loop_new(EVFLAG_AUTO);
     if (!wr->loop) {
@@ -62,8 +61,10 @@ nb_writer *writer_new(nb_server *srv, const char *name, const nb_host *host) {
     pthread_mutex_init(&wr->start_lock, NULL);
     pthread_cond_init(&wr->start_cond, NULL);
     atomic_init(&wr->stop_requested, 0);
+    atomic_init(&wr->drain_requested, 0);
     int32_t rc = wr->plugin.desc.create(host, &wr->ctx, &wr->ctx.instance);
     if (rc != NB_OK || !wr->ctx.instance) {
+        srv->plugin_failures++;
         log_error("%s: refused: create() failed with code %d (the plugin logs its reason, or "
                   "reports it with the config's mistakes)",
                   wr->plugin.path, (int)rc);
@@ -208,9 +209,16 @@ static void run_batch(nb_writer *wr) {
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents) {
     (void)revents;
     nb_writer *wr = a->data;
+    /* Read before the drain: whatever was posted before the request is in
+     * the mailbox by now, so it is flushed (and its echoes posted) below. */
+    int drain = atomic_load(&wr->drain_requested);
     do
         run_batch(wr);
     while (mailbox_depth(&wr->mailbox) > 0);
+    if (drain && !wr->drain_told) {
+        wr->drain_told = 1;
+        context_store_drained(wr->srv);
+    }
     if (atomic_load(&wr->stop_requested))
         ev_break(loop, EVBREAK_ALL);
 }
@@ -261,13 +269,36 @@ int writer_start(nb_writer *wr) {
     return 0;
 }
 
+void writer_request_drain(nb_writer *wr) {
+    atomic_store(&wr->drain_requested, 1);
+    mailbox_wake(&wr->mailbox);
+}
+
 void writer_stop(nb_writer *wr) {
+    writer_stop_within(wr, UINT32_MAX);
+}
+
+int writer_stop_within(nb_writer *wr, uint32_t ms) {
     if (!wr || !wr->thread_started)
-        return;
+        return 0;
     atomic_store(&wr->stop_requested, 1);
     mailbox_wake(&wr->mailbox);
-    pthread_join(wr->thread, NULL);
+    if (ms == UINT32_MAX) {
+        pthread_join(wr->thread, NULL);
+    } else {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(ms / 1000);
+        until.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(wr->thread, NULL, &until) != 0)
+            return -1;
+    }
     wr->thread_started = 0;
+    return 0;
 }
 
 void writer_free(nb_writer *wr) {

@@ -19,8 +19,14 @@ nb_writer *writer_new(nb_server *srv, const char *name, const nb_host *host);
  * thread and the store (start() on the thread); 0, or -1 after logging
  * why. */
 int writer_start(nb_writer *wr);
+/* Shutdown, from the main loop, once nothing new is posted: flush all that
+ * was posted, deliver its echoes, then context_store_drained(). */
+void writer_request_drain(nb_writer *wr);
 /* Drain the mailbox, flush, stop the store and join the thread. */
 void writer_stop(nb_writer *wr);
+/* The same, waiting at most `ms` for the thread (UINT32_MAX: no limit);
+ * -1 when it is still running then (the caller can only exit). */
+int writer_stop_within(nb_writer *wr, uint32_t ms);
 /* Destroy the instance and unload the plugin. */
 void writer_free(nb_writer *wr);
 

@@ -24,7 +24,7 @@ const state = {
   lostAt: 0,          // when the last established connection dropped
   lastError: null,    // last error frame, to explain a close that follows it
   signingOut: false,
-  restarted: false,   // the last drop was close 1001: the server restarts, the network is fine
+  restarted: false,   // the last drop was close 1001 or 1012: the server restarts, the network is fine
   codec: null,        // the CODECS entry the current socket speaks
 };
 
@@ -56,7 +56,11 @@ function el(tag, cls, text) {
 function addRoom(name) {
   let r = state.rooms.get(name);
   if (r) return r;
-  r = { name, joined: false, users: [], unread: 0, seen: new Set(), inHistory: false };
+  // lastSeq/epoch: where we are in the room's order (docs/PROTOCOL.md,
+  // "Order and seq"), sent back as since/epoch on every reconnect;
+  // everJoined: a join after this one is a re-join, whose replay is the gap.
+  r = { name, joined: false, users: [], unread: 0, seen: new Set(), inHistory: false,
+    lastSeq: 0, epoch: '', everJoined: false };
   r.log = el('ol', 'log');
   r.log.dataset.room = name;
   r.log.hidden = true;
@@ -144,11 +148,26 @@ function notice(r, text, kind = 'info') {
   append(r, li);
 }
 
+// The room's position: the highest seq of any frame of it.
+function seeSeq(r, f) {
+  if (typeof f.seq === 'number' && f.seq > r.lastSeq) r.lastSeq = f.seq;
+}
+
+// What a (re-)join of r sends: since/epoch once the room was joined before.
+function resumeFields(r) {
+  if (!r.everJoined) return {};
+  return r.epoch ? { since: r.lastSeq, epoch: r.epoch } : { since: r.lastSeq };
+}
+
 function addMessage(r, f, history) {
-  // After a reconnect the server replays history we already show: skip it.
-  const key = `${f.id}|${f.ts}|${f.sender}`;
+  // Shown once: a replay after a reconnect may repeat what we already show
+  // (the server's id is unique; seq and ts for servers that give no id).
+  const key = f.id ? `id:${f.id}` : `${f.seq}|${f.ts}|${f.sender}`;
   if (r.seen.has(key)) return;
   r.seen.add(key);
+  // The replay after a re-join fills the gap: it is shown as conversation,
+  // after the gap line, not as "earlier messages".
+  if (history && r.everJoined) history = false;
   if (history && !r.inHistory) {
     r.inHistory = true;
     append(r, el('li', 'divider', 'Earlier messages'));
@@ -205,6 +224,10 @@ function connect() {
   const q = new URLSearchParams();
   if (state.urlRoom) q.set('room', state.urlRoom);
   q.set('username', state.me);
+  // On every reconnect: the URL room resumes where we were.
+  const resume = state.urlRoom ? resumeFields(state.rooms.get(state.urlRoom)) : {};
+  if ('since' in resume) q.set('since', String(resume.since));
+  if (resume.epoch) q.set('epoch', resume.epoch);
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   state.codec = codec();
   const ws = new WebSocket(`${scheme}//${location.host}/ws?${q}`, state.codec.subprotocol);
@@ -225,15 +248,27 @@ function onFrame(data) {
   if (f.type === 'error') return onError(f);
   const r = state.rooms.get(f.room);
   if (!r) return; // a room we left: late frames are dropped
+  seeSeq(r, f);
   switch (f.type) {
     case 'history': return addMessage(r, f, true);
     case 'message': return addMessage(r, f, false);
     case 'join':
       if (f.sender === state.me) {
+        const rejoin = r.everJoined;
         r.joined = true;
+        r.everJoined = true;
         r.inHistory = false; // history for this join is complete
+        // Our join's seq is where its history ends; its epoch names the
+        // history we resume from next time (another epoch: seqs restarted).
+        if (typeof f.seq === 'number') r.lastSeq = f.seq;
+        if (f.epoch) r.epoch = f.epoch;
         renderTab(r);
-        notice(r, `You joined #${r.name}`);
+        if (f.incomplete) {
+          const li = el('li', 'notice warn', 'Some messages could not be recovered: the conversation above may have a hole.');
+          li.dataset.testid = 'incomplete';
+          append(r, li);
+        }
+        notice(r, rejoin ? `You are back in #${r.name}` : `You joined #${r.name}`);
         if (r.name === state.urlRoom) established();
       } else {
         notice(r, `${f.sender} joined`);
@@ -253,7 +288,9 @@ function onFrame(data) {
 
 function onWelcome() {
   setStatus('connected', `Connected as ${state.me}`);
-  for (const r of state.rooms.values()) if (r.name !== state.urlRoom) send({ type: 'join', room: r.name });
+  for (const r of state.rooms.values()) {
+    if (r.name !== state.urlRoom) send({ type: 'join', room: r.name, ...resumeFields(r) });
+  }
   if (!state.urlRoom) established();
 }
 
@@ -282,7 +319,9 @@ function onError(f) {
   notice(r || null, text, 'error');
 }
 
-const CLOSE_TEXT = { 1001: 'server going away', 1006: 'network error or server unreachable', 1011: 'server error' };
+const CLOSE_TEXT = { 1001: 'server going away', 1006: 'network error or server unreachable', 1011: 'server error', 1012: 'server restarting' };
+// Closes that mean "the server restarts" (a deploy), not a network problem.
+const RESTART_CODES = [1001, 1012];
 
 // Close codes by class (docs/PROTOCOL.md, "Close codes").
 function shouldReconnect(code) {
@@ -304,10 +343,10 @@ function markGap(restart) {
 
 function onClose(ev) {
   state.ws = null;
-  if (ev.code === 1001) state.restarted = true;
+  if (RESTART_CODES.includes(ev.code)) state.restarted = true;
   if (state.everConnected && !state.lostAt) {
     state.lostAt = Date.now();
-    if (!state.signingOut) markGap(ev.code === 1001);
+    if (!state.signingOut) markGap(RESTART_CODES.includes(ev.code));
   }
   for (const r of state.rooms.values()) { r.joined = false; renderTab(r); }
   if (state.signingOut) return;
@@ -325,7 +364,7 @@ function scheduleReconnect(why) {
   const base = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** state.attempt);
   const delay = base / 2 + Math.random() * (base / 2);
   state.attempt++;
-  // 1001 "going away" is a restart or a deploy, not the user's network:
+  // 1001 "going away" / 1012 "restart" is a deploy, not the user's network:
   // say so, also while the next attempts are refused until it is back.
   if (state.restarted) setStatus('reconnecting', 'The server restarted, reconnecting…');
   else setStatus('reconnecting', `Connection lost (${why}). Reconnecting in ${Math.ceil(delay / 1000)} s…`);

@@ -2,7 +2,8 @@
 // real nebula binary. Two pages chat, presence and join/leave notices,
 // rooms and unread markers, name validation (client and server side),
 // history on join, reconnect after a server restart (said as such, a gap
-// line in the conversation, a one-line header at 1000 px), the idle close.
+// line in the conversation, a one-line header at 1000 px; 1012 from a
+// cluster node too), the idle close.
 //
 // NEBULA_SCREENSHOT=path also writes a picture of two pages chatting
 // (docs/screenshot.png is made that way).
@@ -248,6 +249,27 @@ test('browser client', { timeout: 60000 }, async (t) => {
         assert.equal(gaps.length, 1, `one gap line in #${room}: ${JSON.stringify(log)}`);
         assert.match(gaps[0], /The server restarted at \d/);
         if (room === 'general') assert.ok(log.findIndex((x) => /\bgap\b/.test(x)) < log.findIndex((x) => /back again/.test(x)));
+      }
+    });
+
+    await t.test('a close 1012 (a node of a cluster restarting) reads as a restart too', async () => {
+      const fixtureDir = process.env.NEBULA_FIXTURE_DIR;
+      assert.ok(fixtureDir, 'NEBULA_FIXTURE_DIR names the fixture plugins (tests/meson.build sets it)');
+      // a broker makes the node one of a cluster: its shutdown closes with 1012
+      const node = await startServer({ plugins: { dir: fixtureDir, store: 'none', broker: 'broker-loopback' } });
+      const erin = await open();
+      try {
+        await join(erin, node.url, 'erin', 'cluster');
+        const r = await node.stop();
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /closing every connection with 1012/);
+        await until(erin, 'the restart status', () => {
+          const s = document.querySelector('#status');
+          return s.dataset.state === 'reconnecting' && s.textContent === 'The server restarted, reconnecting…';
+        });
+        await logItem(erin, 'gap', 'The server restarted at').waitFor({ timeout: WAIT });
+      } finally {
+        await erin.context().close();
       }
     });
 

@@ -38,6 +38,7 @@ declare -A max_len=(
   [fuzz-config]=8192
   [fuzz-codec-json]=4096
   [fuzz-codec-protobuf]=4096
+  [fuzz-aof-record]=4096
 )
 # Tokens of each input language, to get past the first checks sooner.
 declare -A dict=(
@@ -52,7 +53,7 @@ declare -A dict=(
 # a pointer across inputs) and leaves room under libFuzzer's 2 GB limit.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=64"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz-frame-scan fuzz-ws-recv fuzz-http-request fuzz-config fuzz-codec-json fuzz-codec-protobuf)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz-frame-scan fuzz-ws-recv fuzz-http-request fuzz-config fuzz-codec-json fuzz-codec-protobuf fuzz-aof-record)
 
 failed=()
 for t in "${targets[@]}"; do

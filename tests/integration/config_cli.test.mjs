@@ -5,11 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, mkdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { runNebula, makeConfig, freePort, startServer, nebulaBin } from '../lib/server.mjs';
+import { runNebula, makeConfig, freePort, startServer, nebulaBin, pluginDir } from '../lib/server.mjs';
 import { Client } from '../lib/client.mjs';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'nebula-cli-'));
@@ -177,7 +177,106 @@ test('--check-config names a codec plugin that does not exist', async () => {
   assert.ok(r.stderr.includes('codec-nonexistent'), r.stderr);
 });
 
+test('--check-config prints only problems and a final OK: no info lines', async () => {
+  const f = writeConf(makeConfig({ port: 18080 }));
+  const r = await runNebula(['--check-config', f]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${f}: OK\n`);
+  assert.equal(r.stderr, '', 'nothing on stderr for a good config');
+  // a warning or an error is still shown
+  const bad = writeConf(makeConfig({ port: 18080, limits: { burts: 5 } }));
+  const rb = await runNebula(['--check-config', bad]);
+  assert.equal(rb.code, 1);
+  assert.doesNotMatch(rb.stderr, / info /, `no info lines:\n${rb.stderr}`);
+  assert.match(rb.stderr, /burts/);
+});
+
+test('--check-config: a transport that does not exist names FILE:LINE, the folder and the available plugins', async () => {
+  const text = makeConfig({ port: 18080, plugins: { transport: 'transport-wss' } });
+  const f = writeConf(text);
+  const r = await runNebula(['--check-config', f]);
+  assert.equal(r.code, 1, r.stderr);
+  const line = lineOf(text, 'transport-wss');
+  const want = `${f}:${line}: [plugins] transport: no plugin "transport-wss" in ${pluginDir} (available: `;
+  const hit = r.stderr.split('\n').find((l) => l.includes(want));
+  assert.ok(hit, `stderr has "${want}...":\n${r.stderr}`);
+  for (const name of ['transport-ws', 'codec-json']) assert.match(hit, new RegExp(`\\b${name}\\b`));
+});
+
+test('--check-config: a failing codec does not make the transport\'s section unknown', async () => {
+  const text = makeConfig({
+    port: 18080,
+    plugins: { codecs: ['codec-json', 'codec-nonexistent'] },
+    extra: '[transport-ws]\nping_interval_ms = 20000\nmax_mesage_bytes = 4096\n',
+  });
+  const f = writeConf(text);
+  const r = await runNebula(['--check-config', f]);
+  assert.equal(r.code, 1, r.stderr);
+  assertReported(r.stderr, f, lineOf(text, 'codec-nonexistent'), 'no plugin "codec-nonexistent"');
+  assert.doesNotMatch(r.stderr, /unknown section/, `no false unknown section:\n${r.stderr}`);
+  // the transport still read (and checked) its section in the same run
+  assertReported(r.stderr, f, lineOf(text, 'max_mesage_bytes'), 'max_mesage_bytes', 'max_message_bytes');
+  assert.equal(r.stderr.split('\n').filter((l) => l.includes(`${f}:${lineOf(text, 'ping_interval_ms')}`)).length, 0,
+    'a good key of the transport is not reported');
+});
+
+test('a relative path that does not exist names the folder it was resolved against', async () => {
+  const text = makeConfig({ port: 18080, server: { web_root: 'no-such-web' }, plugins: { dir: ['no-such-plugins', pluginDir] } });
+  const f = writeConf(text);
+  const r = await runNebula(['--check-config', f]);
+  assert.equal(r.code, 1, r.stderr);
+  assertReported(r.stderr, f, lineOf(text, 'web_root'), '"no-such-web" is not a directory', `resolved against ${tmp}`);
+  assertReported(r.stderr, f, lineOf(text, 'no-such-plugins'), '"no-such-plugins" is not a directory', `resolved against ${tmp}`);
+  // -c with a relative file name: the working directory
+  const rc = await runNebula(['-c', 'missing.conf'], { cwd: tmp });
+  assert.equal(rc.code, 1);
+  assert.match(rc.stderr, new RegExp(`missing\\.conf: cannot open: .*resolved against ${tmp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+});
+
+test('[plugins] dir takes a list: plugins are looked up in order, "available" covers every folder', async () => {
+  const mine = mkdtempSync(path.join(tmp, 'mine-'));
+  const fixtureDir = process.env.NEBULA_FIXTURE_DIR || path.join(path.dirname(nebulaBin), 'tests', 'fixtures');
+  copyFileSync(path.join(fixtureDir, 'store-memory.so'), path.join(mine, 'store-memory.so'));
+  // a name found in no folder lists the plugins of both
+  const missing = makeConfig({ port: 18080, plugins: { dir: [mine, pluginDir], store: 'store-nope' } });
+  const rm = await runNebula(['--check-config', writeConf(missing)]);
+  assert.equal(rm.code, 1);
+  assert.match(rm.stderr, new RegExp(`no plugin "store-nope" in ${mine}, ${pluginDir} \\(available: [^)]*\\bcodec-json\\b[^)]*\\bstore-memory\\b`), rm.stderr);
+  // the store from the first folder, transport and codec from the second: a server that works
+  const port = await freePort();
+  const srv = await startServer({ port, config: makeConfig({ port, plugins: { dir: [mine, pluginDir], store: 'store-memory' } }) });
+  try {
+    assert.match(srv.output().stderr, new RegExp(`loaded store plugin store-memory .* from ${mine}/store-memory\\.so`));
+    assert.match(srv.output().stderr, new RegExp(`loaded transport plugin transport-ws .* from ${pluginDir}/transport-ws\\.so`));
+    const c = await Client.connect(`ws://127.0.0.1:${port}/ws?room=dirs&username=alice`);
+    await c.next('presence');
+    c.send({ type: 'message', room: 'dirs', content: 'stored' });
+    assert.equal((await c.next('message')).content, 'stored');
+    c.close();
+  } finally {
+    const r = await srv.stop();
+    assert.equal(r.code, 0, r.stderr);
+  }
+  // a plain string still works
+  const one = await runNebula(['--check-config', writeConf(makeConfig({ port: 18080, plugins: { dir: pluginDir } }))]);
+  assert.equal(one.code, 0, one.stderr);
+});
+
 // ------------------------------------------------------ running
+
+test('a port in use: the error says how to pick another (--listen, make run ARGS)', async () => {
+  const srv = await startServer();
+  try {
+    const f = writeConf(makeConfig({ port: srv.port }));
+    const r = await runNebula(['-c', f]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /Address already in use/);
+    assert.match(r.stderr, /--listen HOST:PORT/);
+    assert.match(r.stderr, /make run ARGS="--listen 127\.0\.0\.1:8081"/);
+  } finally {
+    await srv.stop();
+  }
+});
 
 test('--listen overrides the config listen address', async () => {
   const confPort = await freePort();

@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, runNebula, makeConfig, freePort, pluginDir, repoRoot } from '../lib/server.mjs';
+import { startServer, runNebula, makeConfig, freePort, pluginDir, repoRoot, matrix } from '../lib/server.mjs';
 import { Client } from '../lib/client.mjs';
 
 const sourceRoot = process.env.NEBULA_SOURCE_ROOT || repoRoot;
@@ -70,7 +70,9 @@ before(() => {
   mkdirSync(plugins);
   makeOutput = execFileSync('make', ['-C', src, `OUT=${plugins}`,
     `CFLAGS=-O2 -g -Werror${sanitizerFlags()}`], { env: pkgEnv, timeout: 30000 }).toString();
-  for (const name of ['transport-ws.so', 'codec-json.so']) {
+  // and the plugin matrix's store and broker, which every test server uses
+  const extra = [matrix.store, matrix.broker].filter((p) => p !== 'none').map((p) => `${p}.so`);
+  for (const name of ['transport-ws.so', 'codec-json.so', ...extra]) {
     symlinkSync(path.join(pluginDir, name), path.join(plugins, name));
   }
 });
@@ -175,7 +177,8 @@ test('the minimal plugin of PLUGIN_ABI.md builds and loads', async () => {
     port: await freePort(),
     plugins: { dir: plugins, codecs: ['codec-json', 'codec-upper', 'codec-plain'] },
   }));
-  const r = await runNebula(['--check-config', conf]);
+  // --check-config prints problems only; --log-level info shows what it loaded
+  const r = await runNebula(['--check-config', conf, '--log-level', 'info']);
   assert.equal(r.signal, null);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /loaded codec plugin codec-plain 0\.1\.0/);

@@ -92,9 +92,11 @@ function waitListening(port, deadline) {
 
 // Start a server. Returns { port, url, wsUrl(room, user), dir, stop(), output() }.
 // stop() sends SIGTERM and resolves with { code, signal, stderr }.
+// opts.dir: run in this folder (the caller's, kept after stop(): a store
+// file there survives a restart), else a fresh temp folder removed at stop().
 export async function startServer(opts = {}) {
   const port = opts.port || await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'nebula-test-'));
+  const dir = opts.dir || mkdtempSync(path.join(tmpdir(), 'nebula-test-'));
   const confPath = path.join(dir, 'nebula.conf');
   writeFileSync(confPath, opts.config ?? makeConfig({ port, ...opts }));
   // opts.wrapper: a command to run nebula under, e.g. ['valgrind', '--leak-check=full'];
@@ -134,7 +136,7 @@ export async function startServer(opts = {}) {
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       const r = await exited;
       clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
       return { ...r, stderr, stdout };
     },
   };

@@ -436,6 +436,38 @@ static void test_kind_names(void) {
     CU_ASSERT_STRING_EQUAL(loader_kind_name(77), "unknown");
 }
 
+/* A list of folders: the first one holding the file wins; a name in none
+ * of them is LOADER_NOT_FOUND; "available" lists every folder's plugins. */
+static void test_folder_list(void) {
+    char empty[] = "/tmp/nebula-loader-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(empty));
+    const char *dirs[] = {empty, fixture_dir};
+    nb_loaded_plugin p;
+    char err[1024];
+    CU_ASSERT_EQUAL(loader_open_in(dirs, 2, "fixture-store", NB_KIND_STORE, &p, err, sizeof err),
+                    0);
+    char want[PATH_MAX];
+    snprintf(want, sizeof want, "%s/fixture-store.so", fixture_dir);
+    CU_ASSERT_STRING_EQUAL(p.path, want);
+    loader_close(&p);
+    CU_ASSERT_EQUAL(loader_open_in(dirs, 2, "fixture-nope", NB_KIND_STORE, &p, err, sizeof err),
+                    LOADER_NOT_FOUND);
+    CU_ASSERT_PTR_NULL(p.handle);
+    /* a refusal in the folder that has the file is a refusal, not "not found" */
+    CU_ASSERT_EQUAL(loader_open_in(dirs, 2, "fixture-major2", NB_KIND_CODEC, &p, err, sizeof err),
+                    -1);
+    char list[4096];
+    loader_available(dirs, 2, list, sizeof list);
+    CU_ASSERT_PTR_NOT_NULL(strstr(list, "codec-json"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(list, "fixture-store, "));
+    CU_ASSERT_PTR_NULL(strstr(list, ".so"));
+    loader_available(dirs, 1, list, sizeof list);
+    CU_ASSERT_STRING_EQUAL(list, "none");
+    loader_available(dirs, 2, list, 12); /* cut short, still a string */
+    CU_ASSERT_TRUE(strlen(list) < 12);
+    rmdir(empty);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s FIXTURE_DIR PATH/codec-json.so PATH/transport-ws.so\n", argv[0]);
@@ -476,6 +508,7 @@ int main(int argc, char **argv) {
         {"older minor (frozen 1.0 headers)", test_old_minor},
         {"path without a slash", test_path_without_slash},
         {"NEBULA_NO_DLCLOSE", test_no_dlclose},
+        {"a list of folders", test_folder_list},
     };
     for (size_t i = 0; s && i < sizeof tests / sizeof tests[0]; i++)
         if (!CU_add_test(s, tests[i].name, tests[i].fn))
