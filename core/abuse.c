@@ -71,6 +71,51 @@ int session_take_token(nb_session *s, uint32_t rate, uint32_t burst, int64_t now
 }
 
 /*
+ * Bytes per second: a second bucket, in bytes, beside the message bucket.
+ * Messages are cheap to count but not to handle when they are large, and
+ * a join costs what its history replay sends: both draw on the same
+ * bucket. A message must fit in what is there; a replay is charged after
+ * it was sent and may leave the bucket in debt, which refuses the next
+ * join (and message) until it is paid back. So one connection pulls at
+ * most bytes_burst + bytes_per_second x t, plus one replay.
+ */
+static void refill_bytes(nb_session *s, int64_t now) {
+    const nb_settings *st = &s->worker->server->settings;
+    int64_t cap = (int64_t)st->bytes_burst * 1000;
+    int64_t elapsed = now - s->bytes_at_ms;
+    if (elapsed > 0) {
+        s->bytes_milli += elapsed * st->bytes_per_second;
+        if (s->bytes_milli > cap)
+            s->bytes_milli = cap;
+        s->bytes_at_ms = now;
+    }
+}
+
+int session_take_bytes(nb_session *s, uint32_t len, int64_t now) {
+    if (s->worker->server->settings.bytes_per_second == 0)
+        return 1;
+    refill_bytes(s, now);
+    if (s->bytes_milli < (int64_t)len * 1000)
+        return 0;
+    s->bytes_milli -= (int64_t)len * 1000;
+    return 1;
+}
+
+void session_charge_bytes(nb_session *s, uint64_t len, int64_t now) {
+    if (s->worker->server->settings.bytes_per_second == 0)
+        return;
+    refill_bytes(s, now);
+    s->bytes_milli -= (int64_t)len * 1000;
+}
+
+int session_bytes_owed(nb_session *s, int64_t now) {
+    if (s->worker->server->settings.bytes_per_second == 0)
+        return 0;
+    refill_bytes(s, now);
+    return s->bytes_milli < 0;
+}
+
+/*
  * Idle limit: with [limits] idle_timeout_ms set, a connection that sends no
  * message, join or leave for that long (counted from its opening) gets the
  * error idle_timeout and is closed with 4408 ("do not reconnect"). Frames

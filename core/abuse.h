@@ -18,6 +18,15 @@ void session_error_frame(nb_session *s, const char *code, const char *reason, co
  * bucket size. */
 int session_take_token(nb_session *s, uint32_t rate, uint32_t burst, int64_t now_ms);
 
+/* Byte bucket ([limits] bytes_per_second, bytes_burst), refilled like the
+ * token bucket. session_take_bytes: 1 if `len` bytes may pass now, and
+ * takes them. session_charge_bytes: takes `len` bytes even into debt (what
+ * was already sent: a join's replay). session_bytes_owed: 1 while in
+ * debt. */
+int session_take_bytes(nb_session *s, uint32_t len, int64_t now_ms);
+void session_charge_bytes(nb_session *s, uint64_t len, int64_t now_ms);
+int session_bytes_owed(nb_session *s, int64_t now_ms);
+
 /* Activity for the idle limit: move s to the head of its worker's list. */
 void session_touch(nb_session *s, int64_t now_ms);
 #endif

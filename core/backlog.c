@@ -103,7 +103,10 @@ void pipeline_loaded(nb_server *srv, nb_room *room, int ok, const nb_store_resul
             snprintf(room->epoch, sizeof room->epoch, "%s", res->epoch);
         for (uint32_t i = 0; hist && i < hist->n; i++)
             room_history_add(room, hist->items[i]);
-        room->hist_floor = hist && hist->n ? hist->items[0]->seq - 1 : room->last_seq;
+        /* The ring's byte limits may have let the oldest go already. */
+        uint64_t floor = hist && hist->n ? hist->items[0]->seq - 1 : room->last_seq;
+        if (floor > room->hist_floor)
+            room->hist_floor = floor;
         history_free(hist);
         room->state = NB_ROOM_READY;
     } else {

@@ -71,8 +71,23 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
         reply->reason = "none of the offered subprotocols is served here";
         return NB_OK;
     }
+    /* Near the memory budget a new connection is large work refused. */
+    if (budget_near(&srv->guard.budget)) {
+        metrics_add(srv->guard.budget_refused, 1);
+        reply->http_status = 503;
+        reply->reason = "server busy: memory budget nearly used; try again later";
+        return NB_OK;
+    }
+    nb_peer *peer = NULL;
+    if (peers_acquire(srv->guard.peers, req->peer, &peer) < 0) {
+        metrics_add(srv->guard.address_refused, 1);
+        reply->http_status = 429;
+        reply->reason = "too many connections from your address";
+        return NB_OK;
+    }
     nb_session *s = calloc(1, sizeof *s);
     if (!s || session_register(w, s, &s->ref) < 0) {
+        peers_release(srv->guard.peers, peer);
         free(s);
         reply->http_status = 503;
         reply->reason = "out of memory";
@@ -81,9 +96,11 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
     s->worker = w;
     s->conn = conn;
     s->codec = codec;
+    s->peer = peer;
     s->tokens_milli = (int64_t)srv->settings.burst * 1000;
-    /* The bucket and the idle clock both start full at the opening. */
-    s->tokens_at_ms = s->active_at_ms = clock_mono_ms();
+    s->bytes_milli = (int64_t)srv->settings.bytes_burst * 1000;
+    /* The buckets and the idle clock all start full at the opening. */
+    s->tokens_at_ms = s->bytes_at_ms = s->active_at_ms = clock_mono_ms();
 
     int n = query_param(req->query, "username", s->user, sizeof s->user);
     if (n == -1)
@@ -101,6 +118,7 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
         f.len = (uint32_t)n;
         read_since(s, req->query, &f);
         if (!(s->first = malloc(sizeof f))) {
+            peers_release(srv->guard.peers, peer);
             session_unregister(w, &s->ref);
             free(s);
             reply->http_status = 503;

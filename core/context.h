@@ -17,6 +17,7 @@
 #define NEBULA_CORE_CONTEXT_H
 
 #include "config.h"
+#include "guard.h"
 #include "loader.h"
 #include "mailbox.h"
 #include "metrics.h"
@@ -109,6 +110,7 @@ struct nb_server {
     ev_timer shutdown_timer;
     ev_async main_wake;
     nb_server_metrics m;
+    nb_guard guard; /* memory budget, history bytes, per-address limits */
     uint32_t plugin_failures;
 };
 
@@ -147,6 +149,8 @@ struct nb_worker {
     uint32_t cap_presence_due;
     ev_timer presence_timer;
     ev_timer idle_timer; /* [limits] idle_timeout_ms; never started when 0 */
+    ev_timer shed_timer; /* the memory budget (shed.c) */
+    int64_t shed_at_ms;
 };
 
 /* A worker that was closing has no session left (any thread): tells the

@@ -182,6 +182,7 @@ static const nb_host table = {
     .metric_set = metrics_set,
     .broker_status = host_broker_status,
     .broker_node = host_broker_node,
+    .conn_memory = shed_conn_memory,
     .local_counts = host_local_counts,
     .broker_node_counts = host_broker_node_counts,
 };

@@ -17,6 +17,7 @@ struct nb_hub {
     uint32_t history_per_room;
     uint32_t n_workers;
     atomic_uint n_rooms;
+    nb_hist_limits *hist_limits;
 };
 
 nb_hub *hub_new(uint32_t n_shards, uint32_t history_per_room, uint32_t n_workers) {
@@ -35,6 +36,10 @@ nb_hub *hub_new(uint32_t n_shards, uint32_t history_per_room, uint32_t n_workers
     h->n_workers = n_workers;
     atomic_init(&h->n_rooms, 0);
     return h;
+}
+
+void hub_set_history_limits(nb_hub *hub, nb_hist_limits *limits) {
+    hub->hist_limits = limits;
 }
 
 void hub_free(nb_hub *hub) {
@@ -130,6 +135,7 @@ nb_room *hub_get_locked(nb_hub *hub, const char *name, uint32_t len, uint32_t ha
     r = room_new(name, len, hash, hub->history_per_room, hub->n_workers);
     if (!r)
         return NULL;
+    r->hist_limits = hub->hist_limits;
     uint32_t i = bucket_of(sh, hash);
     r->next = sh->buckets[i];
     sh->buckets[i] = r;

@@ -17,6 +17,9 @@
 typedef struct nb_hub nb_hub;
 
 nb_hub *hub_new(uint32_t n_shards, uint32_t history_per_room, uint32_t n_workers);
+/* Rooms created from now on bound their history with `limits` (which
+ * outlives the hub); set before any room exists. */
+void hub_set_history_limits(nb_hub *hub, nb_hist_limits *limits);
 /* Drop every room (the caller made sure no worker runs). */
 void hub_free(nb_hub *hub);
 

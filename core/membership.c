@@ -13,6 +13,7 @@
 #include "membership.h"
 
 #include "abuse.h"
+#include "clock.h"
 #include "closecodes.h"
 #include "pipeline.h"
 
@@ -48,6 +49,14 @@ void membership_join(nb_session *s, const char *name, uint32_t len, const nb_msg
     nb_str room_str = {name, len, 0};
     if (membership_find(s, name, len) >= 0) {
         session_error(s, "already_joined", "you are already in this room", &room_str);
+        return;
+    }
+    if (!on_connect && session_bytes_owed(s, clock_mono_ms())) {
+        metrics_add(srv->m.rate_limited, 1);
+        metrics_add(srv->guard.bytes_limited, 1);
+        session_error(s, "rate_limited",
+                      "slow down: the history of your last joins exceeds bytes_per_second",
+                      &room_str);
         return;
     }
     if (rooms_held(s) >= srv->settings.rooms_per_connection) {
@@ -135,10 +144,13 @@ void membership_joined(nb_session *s, nb_room *room, const nb_record *join, nb_h
     if (slot < 0 || s->state != NB_SESSION_OPEN)
         return;
     nb_msg m;
+    uint64_t replayed = 0;
     for (uint32_t i = 0; hist && i < hist->n; i++) {
         record_msg(hist->items[i], NB_MSG_HISTORY, &m);
         session_send_msg(s, &m);
+        replayed += hist->items[i]->content_len;
     }
+    session_charge_bytes(s, replayed, clock_mono_ms()); /* abuse.c, bytes per second */
     if (join) {
         /* The joiner's own join event: where its history ends, and the
          * room's epoch (docs/PROTOCOL.md). */

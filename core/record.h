@@ -27,6 +27,10 @@ typedef struct nb_record {
  * or NULL when out of memory. */
 nb_record *record_new(const nb_msg *msg);
 void record_ref(nb_record *r);
+/* The memory a record takes (what history byte limits count). */
+static inline uint64_t record_bytes(const nb_record *r) {
+    return sizeof *r + (uint64_t)r->room_len + r->sender_len + r->content_len + r->id_len;
+}
 void record_unref(nb_record *r);
 
 /* What a joiner gets before its own join event: the room's messages it

@@ -35,6 +35,8 @@ void room_ref(nb_room *room) {
 void room_unref(nb_room *room) {
     if (!room || atomic_fetch_sub_explicit(&room->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (room->hist_limits && room->hist_bytes)
+        budget_history_add(room->hist_limits->budget, -(int64_t)room->hist_bytes);
     if (room->hist) {
         for (uint32_t i = 0; i < room->hist_len; i++)
             record_unref(room->hist[(room->hist_start + i) % room->hist_cap]);
@@ -107,8 +109,44 @@ void room_remove_user(nb_room *room, const char *user, uint32_t len, uint32_t wo
     room->worker_members[worker]--;
 }
 
+static void history_drop_oldest(nb_room *room) {
+    nb_record *old = room->hist[room->hist_start];
+    uint64_t size = record_bytes(old);
+    room->hist_floor = old->seq;
+    room->hist_bytes -= size;
+    if (room->hist_limits)
+        budget_history_add(room->hist_limits->budget, -(int64_t)size);
+    record_unref(old);
+    room->hist[room->hist_start] = NULL;
+    room->hist_start = (room->hist_start + 1) % room->hist_cap;
+    room->hist_len--;
+}
+
+/* Would the ring be over a byte limit with `size` more bytes? The total
+ * is read without the other shards' locks: shards adding at the same
+ * moment may pass it by one message each. */
+static int history_over(const nb_room *room, uint64_t size) {
+    const nb_hist_limits *l = room->hist_limits;
+    if (!l)
+        return 0;
+    if (room->hist_bytes + size > l->bytes_per_room)
+        return 1;
+    int64_t total = atomic_load_explicit(&l->budget->history, memory_order_relaxed);
+    return (uint64_t)total + size > l->bytes_total;
+}
+
+/*
+ * History byte limits: a ring keeps at most history_per_room messages and
+ * history_bytes_per_room bytes, and all rings together history_bytes_total
+ * bytes. A room at a limit gives up its own oldest messages for its new
+ * ones; when the total is reached by other rooms and this one has nothing
+ * left to give, its new message is not kept (the floor moves past it, so a
+ * joiner's history says incomplete rather than missing it silently).
+ */
 void room_history_add(nb_room *room, nb_record *rec) {
-    if (room->hist_cap == 0) {
+    nb_hist_limits *l = room->hist_limits;
+    uint64_t size = record_bytes(rec);
+    if (room->hist_cap == 0 || (l && size > l->bytes_per_room)) {
         room->hist_floor = rec->seq;
         return;
     }
@@ -120,17 +158,23 @@ void room_history_add(nb_room *room, nb_record *rec) {
             return;
         }
     }
-    record_ref(rec);
-    if (room->hist_len == room->hist_cap) {
-        nb_record *old = room->hist[room->hist_start];
-        room->hist_floor = old->seq;
-        record_unref(old);
-        room->hist[room->hist_start] = rec;
-        room->hist_start = (room->hist_start + 1) % room->hist_cap;
-    } else {
-        room->hist[(room->hist_start + room->hist_len) % room->hist_cap] = rec;
-        room->hist_len++;
+    int early = 0;
+    while (room->hist_len && (room->hist_len == room->hist_cap || history_over(room, size))) {
+        early += room->hist_len < room->hist_cap;
+        history_drop_oldest(room);
     }
+    if (l && early)
+        atomic_fetch_add_explicit(&l->dropped, (uint64_t)early, memory_order_relaxed);
+    if (history_over(room, size)) {
+        room->hist_floor = rec->seq;
+        return;
+    }
+    record_ref(rec);
+    room->hist[(room->hist_start + room->hist_len) % room->hist_cap] = rec;
+    room->hist_len++;
+    room->hist_bytes += size;
+    if (l)
+        budget_history_add(l->budget, (int64_t)size);
 }
 
 nb_history *room_history_snapshot(const nb_room *room, int has_since, uint64_t since) {

@@ -17,6 +17,7 @@
 #ifndef NEBULA_CORE_ROOM_H
 #define NEBULA_CORE_ROOM_H
 
+#include "budget.h"
 #include "names.h"
 #include "record.h"
 #include "settings.h"
@@ -27,6 +28,16 @@
 #include <stdint.h>
 
 typedef struct nb_session nb_session;
+
+/* What bounds the history rings besides their count ([server]
+ * history_per_room): bytes per room and in total, the total counted in
+ * the memory budget. One for the process; rooms point to it. */
+typedef struct nb_hist_limits {
+    uint64_t bytes_per_room;
+    uint64_t bytes_total;
+    nb_budget *budget;
+    atomic_uint_fast64_t dropped; /* messages let go early for a byte cap */
+} nb_hist_limits;
 
 typedef struct nb_room_local {
     nb_session **members;
@@ -87,7 +98,9 @@ typedef struct nb_room {
     uint32_t hist_cap;
     uint32_t hist_start;
     uint32_t hist_len;
-    uint64_t hist_floor; /* messages with seq <= floor may exist outside the ring */
+    uint64_t hist_floor;         /* messages with seq <= floor may exist outside the ring */
+    uint64_t hist_bytes;         /* record_bytes() of the ring's messages */
+    nb_hist_limits *hist_limits; /* or NULL: count only */
     char epoch[64];
     char broker_epoch[64]; /* the epoch of broker_seq's numbers ("" = unknown) */
     uint32_t state;        /* NB_ROOM_* */
@@ -117,7 +130,9 @@ int room_has_user(const nb_room *room, const char *user, uint32_t len);
 nb_room_user *room_find_user(nb_room *room, const char *user, uint32_t len);
 /* Is a message with this id in the history ring? */
 int room_history_has_id(const nb_room *room, const char *id, uint32_t len);
-/* Keep a message in the history ring (takes a reference). */
+/* Keep a message in the history ring (takes a reference), letting the
+ * oldest go while the ring is over its count or its limits' bytes; a
+ * message larger than a room may hold is not kept (the floor moves). */
 void room_history_add(nb_room *room, nb_record *rec);
 /* The ring's messages with seq > since (all when !has_since), oldest
  * first, as a history for a joiner; NULL when out of memory. incomplete

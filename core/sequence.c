@@ -312,6 +312,12 @@ int pipeline_join(nb_poster *p, const nb_join_req *req, nb_room **room_out) {
         hub_unlock(srv->hub, hash);
         return NB_JOIN_TAKEN;
     }
+    /* Near the memory budget, a join that would replay much is refused. */
+    if (room && room->hist_bytes > NB_BUDGET_LARGE_BYTES && budget_near(&srv->guard.budget)) {
+        hub_unlock(srv->hub, hash);
+        metrics_add(srv->guard.budget_refused, 1);
+        return NB_JOIN_BUSY;
+    }
     if (!room) {
         room = hub_get_locked(srv->hub, req->room, req->room_len, hash);
         created = room != NULL;

@@ -189,6 +189,8 @@ int server_init(nb_server *srv, nb_config *cfg, const nb_settings *settings) {
     if (!srv->hub) {
         log_error("out of memory creating %u shards", st->shards);
         failed = 1;
+    } else if (guard_init(srv) < 0) {
+        failed = 1;
     }
     srv->id_epoch = (uint64_t)clock_now_ms();
     snprintf(srv->epoch, sizeof srv->epoch, "%" PRIx64, srv->id_epoch);
@@ -387,6 +389,7 @@ void server_free(nb_server *srv) {
         worker_free(&srv->workers[i]);
     free(srv->workers);
     hub_free(srv->hub);
+    guard_free(srv);
     for (uint32_t i = 0; i < srv->n_codecs; i++) {
         if (srv->codecs[i].created)
             srv->codecs[i].plugin.desc.destroy(srv->codecs[i].ctx.instance);

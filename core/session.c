@@ -114,6 +114,10 @@ void session_free(nb_session *s) {
         w->sessions_tail = s->prev;
     w->n_sessions--;
     metrics_add(w->server->m.connections, -1);
+    if (s->held)
+        atomic_fetch_sub_explicit(&w->server->guard.budget.held[w->index], (int64_t)s->held,
+                                  memory_order_relaxed);
+    peers_release(w->server->guard.peers, s->peer);
     session_unregister(w, &s->ref);
     for (uint32_t i = 0; i < s->n_rooms; i++)
         room_unref(s->rooms[i].room);

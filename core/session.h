@@ -67,6 +67,10 @@ struct nb_session {
     uint32_t errors;      /* errors in the current window */
     int64_t errors_since_ms;
     int64_t active_at_ms; /* the last activity (idle limit) */
+    int64_t bytes_milli;  /* byte bucket ([limits] bytes_per_second), thousandths */
+    int64_t bytes_at_ms;
+    uint64_t held;        /* what the transport holds for it (host->conn_memory) */
+    struct nb_peer *peer; /* its address's limits (peers.h), or NULL */
     nb_session *prev;     /* the worker's list, in order of activity */
     nb_session *next;
 };

@@ -79,6 +79,25 @@ void session_message(struct nb_session *s, uint32_t frame_kind, const uint8_t *d
         session_error(s, "too_large", "the message is larger than max_message_bytes", NULL);
         return;
     }
+    if (!peers_take_token(srv->guard.peers, s->peer, now)) {
+        metrics_add(srv->m.rate_limited, 1);
+        metrics_add(srv->guard.address_rate_limited, 1);
+        session_error(s, "rate_limited",
+                      "slow down: too many messages per second from your address", NULL);
+        return;
+    }
+    if (!session_take_bytes(s, len, now)) {
+        metrics_add(srv->m.rate_limited, 1);
+        metrics_add(srv->guard.bytes_limited, 1);
+        session_error(s, "rate_limited", "slow down: too many bytes per second", NULL);
+        return;
+    }
+    if (len > NB_BUDGET_LARGE_BYTES && budget_near(&srv->guard.budget)) {
+        /* the server's condition, not the client's fault: not counted */
+        metrics_add(srv->guard.budget_refused, 1);
+        session_error_frame(s, "busy", "the server is short of memory: large messages wait", NULL);
+        return;
+    }
     nb_codec_slot *codec = &srv->codecs[s->codec];
     if (frame_kind != codec->vt->frame_kind) {
         session_error(s, "bad_encoding",

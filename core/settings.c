@@ -145,6 +145,74 @@ static uint32_t get_u32(nb_config *cfg, const char *sec, const char *key, int64_
     return (uint32_t)v;
 }
 
+/* The default memory budget: 1 GiB, or a quarter of the machine's memory
+ * when that is less (a small box must not be promised more than it has). */
+static int64_t default_budget(void) {
+    int64_t budget = INT64_C(1) << 30;
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0 && (int64_t)pages * page / 4 < budget)
+        budget = (int64_t)pages * page / 4;
+    return budget;
+}
+
+/* The limits that bound what hostile clients can cost (docs/HARDENING.md). */
+static void read_hardening(nb_config *cfg, nb_settings *s) {
+    s->bytes_per_second = get_u32(cfg, "limits", "bytes_per_second", 262144, 0, UINT32_MAX);
+    s->bytes_burst = get_u32(cfg, "limits", "bytes_burst", 1 << 20, 1, UINT32_MAX);
+    if (s->bytes_per_second && s->bytes_burst < s->max_message_bytes) {
+        config_error(cfg, "limits", "bytes_burst",
+                     "%u is less than max_message_bytes (%u): the largest message could never "
+                     "pass",
+                     s->bytes_burst, s->max_message_bytes);
+        s->bytes_burst = s->max_message_bytes;
+    }
+    int64_t budget = default_budget();
+    config_get_int(cfg, "limits", "memory_budget_bytes", budget, INT64_C(1) << 20, INT64_C(1) << 50,
+                   &budget);
+    s->memory_budget_bytes = (uint64_t)budget;
+    /* History takes at most half the budget; by default an eighth. */
+    int64_t total = budget / 8;
+    if (config_get_int(cfg, "server", "history_bytes_total", total, 0, INT64_C(1) << 50, &total) ==
+            1 &&
+        total > budget / 2) {
+        config_error(cfg, "server", "history_bytes_total",
+                     "%" PRId64 " is more than half of [limits] memory_budget_bytes (%" PRId64 ")",
+                     total, budget);
+        total = budget / 2;
+    }
+    s->history_bytes_total = (uint64_t)total;
+    s->connections_per_address =
+        get_u32(cfg, "limits", "connections_per_address", 1024, 0, 10000000);
+    s->messages_per_second_per_address =
+        get_u32(cfg, "limits", "messages_per_second_per_address", 2000, 0, 100000000);
+    s->burst_per_address =
+        get_u32(cfg, "limits", "burst_per_address",
+                (int64_t)s->messages_per_second_per_address * 2 + 1, 1, 200000000);
+    static const char *const loopback[] = {"127.0.0.0/8", "::1"};
+    const char *const *allow = loopback;
+    size_t n = 2;
+    const char *const *given = NULL;
+    size_t n_given = 0;
+    if (config_get_string_array(cfg, "limits", "address_allowlist", &given, &n_given) == 1) {
+        allow = given; /* an empty array: no address is exempt */
+        n = n_given;
+    }
+    if (n > NB_ALLOWLIST_MAX) {
+        config_error(cfg, "limits", "address_allowlist", "at most %d entries", NB_ALLOWLIST_MAX);
+        n = NB_ALLOWLIST_MAX;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (peers_parse_cidr(allow[i], &s->allowlist[s->n_allowlist]) == 0)
+            s->n_allowlist++;
+        else
+            config_error(cfg, "limits", "address_allowlist",
+                         "\"%s\": expected an address or a network, e.g. \"10.0.0.0/8\" or "
+                         "\"::1\"",
+                         allow[i]);
+    }
+}
+
 void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
                    const char *exe_dir) {
     memset(s, 0, sizeof *s);
@@ -205,6 +273,9 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
         s->log_level = 3;
     }
     s->history_per_room = get_u32(cfg, "server", "history_per_room", 50, 0, 100000);
+    int64_t hb = 1 << 20;
+    config_get_int(cfg, "server", "history_bytes_per_room", hb, 0, INT64_C(1) << 40, &hb);
+    s->history_bytes_per_room = (uint64_t)hb;
     s->presence_batch_above = get_u32(cfg, "server", "presence_batch_above", 100, 1, 10000000);
     s->presence_interval_ms = get_u32(cfg, "server", "presence_interval_ms", 200, 1, 60000);
     s->shutdown_timeout_ms = get_u32(cfg, "server", "shutdown_timeout_ms", 5000, 0, 600000);
@@ -263,4 +334,5 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
         idle = 0;
     }
     s->idle_timeout_ms = (uint32_t)idle;
+    read_hardening(cfg, s);
 }

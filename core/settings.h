@@ -7,6 +7,7 @@
 #define NEBULA_CORE_SETTINGS_H
 
 #include "config.h"
+#include "peers.h"
 
 #include <stdint.h>
 
@@ -24,7 +25,9 @@ typedef struct nb_settings {
     char node_id[128];
     uint32_t log_level;
     uint32_t history_per_room;
-    uint32_t presence_batch_above; /* rooms larger than this batch presence */
+    uint64_t history_bytes_per_room; /* a room's ring, in bytes of messages */
+    uint64_t history_bytes_total;    /* every room's ring together */
+    uint32_t presence_batch_above;   /* rooms larger than this batch presence */
     uint32_t presence_interval_ms;
     uint32_t shutdown_timeout_ms;
     uint32_t worker_mailbox_events; /* cap of each I/O worker's mailbox */
@@ -47,7 +50,15 @@ typedef struct nb_settings {
     uint32_t max_errors;
     uint32_t replay_messages; /* most messages a join with `since` replays */
     uint64_t max_queued_bytes;
-    uint32_t idle_timeout_ms; /* 0 = off */
+    uint32_t idle_timeout_ms;                 /* 0 = off */
+    uint32_t bytes_per_second;                /* per connection, in and replayed; 0 = unlimited */
+    uint32_t bytes_burst;                     /* the byte bucket's size */
+    uint64_t memory_budget_bytes;             /* budget.h */
+    uint32_t connections_per_address;         /* 0 = unlimited (peers.h) */
+    uint32_t messages_per_second_per_address; /* 0 = unlimited */
+    uint32_t burst_per_address;
+    nb_cidr allowlist[NB_ALLOWLIST_MAX]; /* addresses without per-address limits */
+    uint32_t n_allowlist;
 } nb_settings;
 
 /*

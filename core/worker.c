@@ -119,6 +119,7 @@ static void *worker_main(void *arg) {
         ev_timer_set(&w->idle_timer, idle_ms / 1000.0, 0);
         ev_timer_start(w->loop, &w->idle_timer);
     }
+    shed_start(w);
     ev_run(w->loop, 0);
     return NULL;
 }
@@ -159,6 +160,7 @@ void worker_free(nb_worker *w) {
     free(w->table);
     ev_timer_stop(w->loop, &w->presence_timer);
     ev_timer_stop(w->loop, &w->idle_timer);
+    shed_stop(w);
     ev_loop_destroy(w->loop);
     w->loop = NULL;
 }

@@ -182,6 +182,19 @@ typedef struct nb_host {
     /* Another node appeared (alive = 1) or expired (0): logged and counted
      * in nebula_cluster_nodes. */
     void (*broker_node)(struct nb_plugin_ctx *ctx, const char *node_id, uint32_t alive);
+
+    /* ======== ABI 1.2 ======== */
+
+    /* ---- transport: memory held for a connection */
+    /* The transport now holds `bytes` for this connection beyond its fixed
+     * cost: a message being assembled, output not yet written. Counted in
+     * the core's memory budget ([limits] memory_budget_bytes), which may
+     * close the largest holders (4003). Report when the amount changes
+     * by a few KiB or more and when it drops to 0; never after
+     * conn_closed. On the instance's loop. */
+    void (*conn_memory)(struct nb_session *session, uint64_t bytes);
+
+    /* ---- cluster view (GET /cluster), on the main loop */
     /* This node's live connections and rooms, for the broker to publish
      * with its heartbeat. */
     void (*local_counts)(struct nb_plugin_ctx *ctx, uint32_t *connections, uint32_t *rooms);

@@ -35,7 +35,7 @@ extern "C" {
 
 /* The ABI this header describes. */
 #define NB_ABI_MAJOR 1
-#define NB_ABI_MINOR 1
+#define NB_ABI_MINOR 2
 
 /* Plugin kinds (nb_plugin_desc.kind). */
 #define NB_KIND_TRANSPORT 1u /* vtable: nb_transport_vtable (transport.h) */

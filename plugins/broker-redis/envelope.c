@@ -38,7 +38,9 @@ static nb_str str_of(const char *s) {
 int32_t rb_decode(rb_broker *b, const uint8_t *data, uint32_t len, rb_decoded *out) {
     memset(out, 0, sizeof *out);
     nb_decode_error err;
-    if (pb_check(data, len, &err) != NB_OK)
+    /* No field cap: the bus is this cluster's own Redis, and a big room's
+     * presence list is one field per user. */
+    if (pb_check(data, len, UINT32_MAX, &err) != NB_OK)
         return NB_ERR_INVALID;
     ProtobufCAllocator allocator = {pb_alloc, pb_free, (void *)b->host};
     Nebula__V1__Envelope *env = nebula__v1__envelope__unpack(&allocator, len, data);

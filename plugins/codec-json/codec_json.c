@@ -25,7 +25,15 @@
 typedef struct codec_json {
     const nb_host *host;
     struct nb_plugin_ctx *ctx;
+    uint32_t max_depth;    /* [codec-json] max_depth */
+    uint32_t max_elements; /* [codec-json] max_elements */
 } codec_json;
+
+/* Structure limits' defaults: an envelope is one object of strings and
+ * numbers, with one array ("users") in events; unknown members may hold
+ * more, but never need thousands of values. */
+#define JSON_MAX_DEPTH 8
+#define JSON_MAX_ELEMENTS 1024
 
 /* What decode hangs on nb_msg.codec_data: the tree the strings point into
  * and the users array, in one allocation. */
@@ -109,13 +117,35 @@ static int hex4(const uint8_t *p, uint32_t n, uint32_t *out) {
  * escapes are bad_json at once; the first \u0000 inside a string is
  * remembered in *nul_at and reported as bad_field once the input is known
  * to be JSON.
+ *
+ * The same pass bounds the parser's work before it starts (docs/
+ * HARDENING.md): cJSON builds a node of ~64 bytes, one allocation, for
+ * every value, so a 64 KB frame of "[0,0,0,...]" costs 32,000 allocations
+ * where a 64 KB string costs one. Nesting deeper than max_depth and more
+ * than max_elements values (counted by their openers and separators
+ * outside strings) are too_complex, refused without building anything.
  */
-static int32_t prescan(const uint8_t *p, uint32_t len, uint32_t *nul_at, nb_decode_error *err) {
+static int32_t prescan(const codec_json *cj, const uint8_t *p, uint32_t len, uint32_t *nul_at,
+                       nb_decode_error *err) {
     int in_string = 0;
+    uint32_t depth = 0;
+    uint32_t elements = 1;
     *nul_at = UINT32_MAX;
     for (uint32_t i = 0; i < len; i++) {
         uint8_t c = p[i];
-        if (c == '"') {
+        if (!in_string && (c == '{' || c == '[')) {
+            if (++depth > cj->max_depth)
+                return fail(err, "too_complex", "the message nests deeper than %u levels",
+                            cj->max_depth);
+        } else if (!in_string && (c == '}' || c == ']')) {
+            if (depth)
+                depth--;
+        } else if (!in_string && (c == ',' || c == ':')) {
+            /* "a":1 is one member; count values by separators */
+            if (c == ',' && ++elements > cj->max_elements)
+                return fail(err, "too_complex", "the message has more than %u values",
+                            cj->max_elements);
+        } else if (c == '"') {
             in_string = !in_string;
         } else if (c == '\\' && in_string) {
             if (i + 1 < len && p[i + 1] == 'u') {
@@ -286,7 +316,7 @@ static int32_t json_decode(void *instance, const uint8_t *data, uint32_t len, nb
     if (len == 0)
         return fail(err, "bad_json", "not valid JSON: the message is empty");
     uint32_t nul_at;
-    if (prescan(data, len, &nul_at, err) != NB_OK)
+    if (prescan(cj, data, len, &nul_at, err) != NB_OK)
         return NB_ERR_INVALID;
 
     /*
@@ -581,8 +611,21 @@ static int32_t json_encode(void *instance, const nb_msg *msg, struct nb_buf **ou
 /* ---- plugin ------------------------------------------------------------ */
 
 static int32_t json_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **instance) {
-    /* No config keys: the wire format is fixed by nebula.json.v1, so any
-     * key in [codec-json] is reported as unknown by the host. */
+    /* The wire format is fixed by nebula.json.v1; the keys bound only what
+     * one message may cost to parse. */
+    int64_t depth = JSON_MAX_DEPTH;
+    int64_t elements = JSON_MAX_ELEMENTS;
+    if (host->config_int(ctx, "max_depth", JSON_MAX_DEPTH, &depth) != NB_OK ||
+        host->config_int(ctx, "max_elements", JSON_MAX_ELEMENTS, &elements) != NB_OK)
+        return NB_ERR_CONFIG;
+    if (depth < 1 || depth > 1000) { /* cJSON's own nesting limit is 1000 */
+        host->config_error(ctx, "max_depth", "must be from 1 to 1000");
+        return NB_ERR_CONFIG;
+    }
+    if (elements < 16 || elements > 1000000) {
+        host->config_error(ctx, "max_elements", "must be from 16 to 1000000");
+        return NB_ERR_CONFIG;
+    }
     codec_json *cj = host->alloc(sizeof *cj);
     if (!cj) {
         host->log(ctx, NB_LOG_ERROR, "out of memory");
@@ -590,6 +633,8 @@ static int32_t json_create(const nb_host *host, struct nb_plugin_ctx *ctx, void 
     }
     cj->host = host;
     cj->ctx = ctx;
+    cj->max_depth = (uint32_t)depth;
+    cj->max_elements = (uint32_t)elements;
     *instance = cj;
     return NB_OK;
 }

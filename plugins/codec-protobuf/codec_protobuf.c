@@ -20,7 +20,11 @@
 typedef struct codec_pb {
     const nb_host *host;
     struct nb_plugin_ctx *ctx;
+    uint32_t max_fields; /* [codec-protobuf] max_fields */
 } codec_pb;
+
+/* An envelope has a dozen fields; a presence event one per user. */
+#define PB_MAX_FIELDS 1024
 
 /* What decode hangs on nb_msg.codec_data. */
 typedef struct decoded {
@@ -56,7 +60,7 @@ static nb_str str_of(const char *s) {
 static int32_t pb_decode(void *instance, const uint8_t *data, uint32_t len, nb_msg *out,
                          nb_decode_error *err) {
     const codec_pb *cp = instance;
-    if (pb_check(data, len, err) != NB_OK)
+    if (pb_check(data, len, cp->max_fields, err) != NB_OK)
         return NB_ERR_INVALID;
 
     alloc_state as = {cp->host, 0};
@@ -148,7 +152,15 @@ static const char *descriptor_mismatch(void) {
 }
 
 static int32_t pb_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **instance) {
-    /* No config keys: the wire format is fixed by nebula.proto.v1. */
+    /* The wire format is fixed by nebula.proto.v1; the one key bounds what
+     * a message may cost to unpack. */
+    int64_t max_fields = PB_MAX_FIELDS;
+    if (host->config_int(ctx, "max_fields", PB_MAX_FIELDS, &max_fields) != NB_OK)
+        return NB_ERR_CONFIG;
+    if (max_fields < 16 || max_fields > 1000000) {
+        host->config_error(ctx, "max_fields", "must be from 16 to 1000000");
+        return NB_ERR_CONFIG;
+    }
     const char *bad = descriptor_mismatch();
     if (bad) {
         host->log(ctx, NB_LOG_ERROR, "field %s differs between pb.h and nebula.proto", bad);
@@ -161,6 +173,7 @@ static int32_t pb_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **
     }
     cp->host = host;
     cp->ctx = ctx;
+    cp->max_fields = (uint32_t)max_fields;
     *instance = cp;
     return NB_OK;
 }

@@ -54,9 +54,12 @@ uint32_t pb_utf8_seq(const uint8_t *s, uint32_t n);
  * NUL (the core's strings cannot), seq or since above 2^53, ts beyond
  * ±2^53 are "bad_field", reported only once the type is known to be
  * present and valid, as the JSON codec does. Unknown fields are skipped.
+ * More than max_fields fields in all is "too_complex": protobuf-c makes an
+ * allocation for every unknown field and every repeated entry, so a frame
+ * of thousands of tiny fields would cost thousands of allocations.
  * Returns NB_OK or NB_ERR_INVALID with *err filled.
  */
-int32_t pb_check(const uint8_t *p, uint32_t len, nb_decode_error *err);
+int32_t pb_check(const uint8_t *p, uint32_t len, uint32_t max_fields, nb_decode_error *err);
 
 /* Fill *err; returns NB_ERR_INVALID. */
 int32_t pb_fail(nb_decode_error *err, const char *code, const char *fmt, ...)

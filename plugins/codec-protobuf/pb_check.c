@@ -133,11 +133,14 @@ static void check_value(walk *w, uint64_t field, uint64_t v, const uint8_t *s, u
     }
 }
 
-int32_t pb_check(const uint8_t *p, uint32_t len, nb_decode_error *err) {
+int32_t pb_check(const uint8_t *p, uint32_t len, uint32_t max_fields, nb_decode_error *err) {
     walk w;
     memset(&w, 0, sizeof w);
     uint32_t pos = 0;
+    uint32_t fields = 0;
     while (pos < len) {
+        if (++fields > max_fields)
+            return pb_fail(err, "too_complex", "the message has more than %u fields", max_fields);
         uint32_t at = pos;
         uint64_t tag, v = 0;
         /* A tag is a 32-bit varint, at most 5 bytes (protobuf-c refuses a

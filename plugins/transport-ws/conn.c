@@ -186,6 +186,23 @@ static int ring_push(nb_conn *c, nb_buf *b) {
     return 0;
 }
 
+/*
+ * The core's memory budget counts what each connection makes us hold: the
+ * message being assembled and the output waiting for the socket. Reported
+ * in steps so that a busy connection does not call on every write.
+ */
+void tws_report_memory(nb_conn *c) {
+    tws *t = c->t;
+    if (!t->conn_memory || !c->session)
+        return;
+    uint64_t held = (uint64_t)(c->queued > 0 ? c->queued : 0) + (c->rx ? c->rx->msg_cap : 0);
+    uint64_t diff = held > c->reported ? held - c->reported : c->reported - held;
+    if (diff >= TWS_REPORT_STEP || (held == 0 && c->reported != 0)) {
+        c->reported = held;
+        t->conn_memory(c->session, held);
+    }
+}
+
 int tws_queue(nb_conn *c, nb_buf *b) {
     if (ring_push(c, b) != 0) {
         c->t->host->buf_unref(b);
@@ -194,6 +211,7 @@ int tws_queue(nb_conn *c, nb_buf *b) {
     c->queued += b->len;
     c->wtail = NULL;
     dirty_add(c);
+    tws_report_memory(c);
     if (c->want_write)
         update_events(c); /* may pause reading */
     return 0;
@@ -277,6 +295,7 @@ static int write_queue(nb_conn *c) {
         }
         t->host->metric_add(t->m.bytes_out, w);
         consume(c, (size_t)w);
+        tws_report_memory(c);
         /* A full socket taking bytes again means the peer reads: alive,
          * even while backpressure keeps us from reading its pongs. */
         if (was_full && w > 0)

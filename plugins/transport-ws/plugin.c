@@ -131,6 +131,8 @@ static int32_t tws_create(const nb_host *host, struct nb_plugin_ctx *ctx, void *
     }
     t->host = host;
     t->ctx = ctx;
+    if (host->struct_size >= offsetof(nb_host, conn_memory) + sizeof host->conn_memory)
+        t->conn_memory = host->conn_memory;
     t->lfd = -1;
     t->info = host->server_info(ctx);
     if (read_config(t) != 0) {

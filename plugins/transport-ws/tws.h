@@ -92,7 +92,8 @@ struct nb_conn {
     int64_t queued;                          /* bytes waiting in q */
     nb_buf *wtail;                           /* our own last buffer in q, may grow */
     tws_rx *rx;
-    uint8_t *hbuf; /* a request head that arrived in pieces */
+    uint64_t reported; /* bytes last told to the core (tws_report_memory) */
+    uint8_t *hbuf;     /* a request head that arrived in pieces */
     uint32_t hlen;
     int64_t last_rx_ms;    /* last bytes from the peer */
     int64_t last_ping_ms;  /* last ping we sent */
@@ -107,7 +108,8 @@ struct nb_conn {
     uint8_t shut_wr;
     uint8_t want_write;
     uint8_t peer_eof;
-    uint8_t reserved; /* accepted on a reserve descriptor: HTTP endpoints only */
+    uint8_t in_message; /* inside host->conn_message with rx->msg */
+    uint8_t reserved;   /* accepted on a reserve descriptor: HTTP endpoints only */
 };
 
 struct tws {
@@ -149,6 +151,8 @@ struct tws {
     size_t feed_len[2];
     wslay_event_context_ptr pool[TWS_WSLAY_POOL];
     uint32_t n_pool;
+    /* host->conn_memory (ABI 1.2), or NULL with an older core */
+    void (*conn_memory)(struct nb_session *session, uint64_t bytes);
     uint64_t asm_held; /* bytes of this instance's assembly buffers */
     uint64_t asm_peak; /* their highest since the last malloc_trim */
     int64_t last_trim_ms;
@@ -193,6 +197,11 @@ void tws_ws_release(nb_conn *c);
 void tws_ws_pool_free(tws *t);
 int64_t tws_ws_send(struct nb_conn *c, nb_buf *frame);
 void tws_ws_close(struct nb_conn *c, uint32_t code, const char *reason);
+
+/* Tell the core what this connection holds now (assembly buffer and
+ * output queue) when it moved by TWS_REPORT_STEP or more, or to 0. */
+void tws_report_memory(nb_conn *c);
+#define TWS_REPORT_STEP 4096u
 
 /* Give back the heap after assembly buffers were freed (glibc only). */
 void tws_maybe_trim(tws *t);

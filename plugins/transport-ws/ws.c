@@ -118,8 +118,8 @@ static void chunk_cb(wslay_event_context_ptr ws,
     tws *t = user;
     nb_conn *c = t->cur;
     tws_rx *rx = c->rx;
-    if (!rx->in_data || !arg->data_length || c->rx_fail)
-        return;
+    if (!rx->in_data || !arg->data_length || c->rx_fail || c->state != TWS_OPEN)
+        return; /* a closing connection assembles nothing (drop_message) */
     if (msg_reserve(t, rx, (uint64_t)rx->msg_len + arg->data_length) != 0) {
         c->rx_fail = 1011;
         wslay_event_shutdown_read(ws);
@@ -127,6 +127,7 @@ static void chunk_cb(wslay_event_context_ptr ws,
     }
     memcpy(rx->msg + rx->msg_len, arg->data, arg->data_length);
     rx->msg_len += (uint32_t)arg->data_length;
+    tws_report_memory(c);
 }
 
 static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
@@ -154,7 +155,9 @@ static void msg_cb(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
         wslay_event_shutdown_read(ws);
         return;
     }
+    c->in_message = 1; /* msg must outlive the call, whatever the core does */
     t->host->conn_message(c->session, kind, msg, len);
+    c->in_message = 0;
 }
 
 /*
@@ -218,6 +221,23 @@ static void ws_give(tws *t, wslay_event_context_ptr ws, int between_messages) {
 void tws_ws_pool_free(tws *t) {
     while (t->n_pool)
         wslay_event_context_free(t->pool[--t->n_pool]);
+}
+
+/* A closing connection will deliver no more messages: the one being
+ * assembled is let go now rather than when the connection ends, which may
+ * be close_timeout_ms later (the memory budget closes the largest holders
+ * and counts on getting their memory back). */
+static void drop_message(nb_conn *c) {
+    tws_rx *rx = c->rx;
+    if (!rx || !rx->msg || c->in_message) /* then the end of the read drops it */
+        return;
+    tws *t = c->t;
+    t->host->metric_add(t->m.assembly_bytes, -(int64_t)rx->msg_cap);
+    t->asm_held -= rx->msg_cap;
+    free(rx->msg);
+    rx->msg = NULL;
+    rx->msg_cap = rx->msg_len = 0;
+    tws_report_memory(c);
 }
 
 void tws_ws_release(nb_conn *c) {
@@ -361,9 +381,12 @@ int tws_ws_input(tws *t, nb_conn *c, const uint8_t *p, size_t n) {
             rx->ws = NULL;
         }
         rx->scan.frag_open = 0;
+        drop_message(c);
     }
-    if (tws_scan_idle(&rx->scan))
+    if (tws_scan_idle(&rx->scan)) {
         tws_ws_release(c);
+        tws_report_memory(c);
+    }
     return 0;
 }
 
@@ -390,4 +413,5 @@ void tws_ws_close(struct nb_conn *c, uint32_t code, const char *reason) {
     tws_ws_queue_close(c, code, reason);
     c->state = TWS_CLOSING;
     c->deadline_ms = tws_now_ms(c->t) + c->t->cfg.close_timeout_ms;
+    drop_message(c);
 }

@@ -26,6 +26,12 @@ static void *fuzz_codec_alloc(uint64_t size) {
 static void fuzz_codec_free(void *p) {
     free(p);
 }
+/* Every config key at its default (the codecs' structure limits). */
+static int32_t fuzz_codec_config_int(struct nb_plugin_ctx *ctx, const char *key, int64_t def,
+                                     int64_t *out) {
+    *out = def;
+    return NB_OK;
+}
 
 static const nb_host fuzz_codec_host = {
     .struct_size = sizeof(nb_host),
@@ -34,6 +40,7 @@ static const nb_host fuzz_codec_host = {
     .log = fuzz_codec_log,
     .alloc = fuzz_codec_alloc,
     .free = fuzz_codec_free,
+    .config_int = fuzz_codec_config_int,
     .buf_new = buf_new,
     .buf_ref = buf_ref,
     .buf_unref = buf_unref,

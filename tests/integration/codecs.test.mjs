@@ -210,7 +210,7 @@ test('malformed Protobuf gets an error frame and the connection stays usable', a
     [[0x12, 0x01, 0x72], 'missing_field'],
     [[0x08, 0x08], 'unknown_type'],
     [[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], 'unknown_type'], // -1
-    [big, 'unknown_type'], // 64 KiB repeated field, decoded; presence is not a client type
+    [big, 'too_complex'], // 64 KiB repeated field: beyond [codec-protobuf] max_fields, refused before unpacking
   ];
   for (const [bytes, code] of cases) {
     p.send(Buffer.from(bytes));

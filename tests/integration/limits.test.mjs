@@ -22,7 +22,7 @@ async function until(cond, timeoutMs, what) {
 }
 
 test('a client that never reads is dropped; the room keeps flowing', { timeout: 60000 }, async () => {
-  const srv = await startServer({ limits: { messages_per_second: 0, max_queued_bytes: 4194304 } });
+  const srv = await startServer({ limits: { messages_per_second: 0, bytes_per_second: 0, max_queued_bytes: 4194304 } });
   try {
     const a = await Client.connect(srv.wsUrl('busy', 'alice'));
     const b = await Client.connect(srv.wsUrl('busy', 'bob'));

@@ -4,10 +4,12 @@ import net from 'node:net';
 import crypto from 'node:crypto';
 
 // Connect and complete the upgrade; resolves with the socket (paused if
-// opts.noRead) once the 101 response arrived.
+// opts.noRead) once the 101 response arrived; rejects with an Error whose
+// message is the status line otherwise. opts.localAddress: the source
+// address (127.0.0.x acts as another client machine).
 export function rawConnect(port, path, opts = {}) {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
+    const sock = net.connect({ port, host: '127.0.0.1', localAddress: opts.localAddress });
     const key = crypto.randomBytes(16).toString('base64');
     let head = Buffer.alloc(0);
     sock.once('error', reject);

@@ -530,12 +530,13 @@ static void test_ignored_and_whitespace(void) {
     CU_ASSERT_EQUAL(d.n_users, 1);
     vt->release(inst, &d);
 
-    /* Nesting well inside cJSON's limit is fine in an unknown field. */
-    char deep[2 * 500 + 64];
+    /* Nesting within max_depth (8, the envelope being the first level)
+     * is fine in an unknown field. */
+    char deep[2 * 7 + 64];
     int n = snprintf(deep, sizeof deep, "{\"type\":\"join\",\"x\":");
-    for (int i = 0; i < 500; i++)
+    for (int i = 0; i < 7; i++)
         deep[n++] = '[';
-    for (int i = 0; i < 500; i++)
+    for (int i = 0; i < 7; i++)
         deep[n++] = ']';
     deep[n++] = '}';
     CU_ASSERT_EQUAL(decode_n(deep, (uint32_t)n, &d, &err), NB_OK);
@@ -605,12 +606,13 @@ static void test_bad_json(void) {
     static const char nul_before[] = "\0{\"type\":\"join\"}";
     CU_ASSERT(fails_n(nul_before, sizeof nul_before - 1, "bad_json"));
 
-    /* Nesting past cJSON's limit (1000), at the top and inside a field. */
+    /* Nesting past cJSON's limit (1000), at the top and inside a field:
+     * refused by max_depth before the parser runs. */
     char *s = nested("", 5000, "");
-    CU_ASSERT(s && fails(s, "bad_json"));
+    CU_ASSERT(s && fails(s, "too_complex"));
     free(s);
     s = nested("{\"type\":\"join\",\"x\":", 2000, "}");
-    CU_ASSERT(s && fails(s, "bad_json"));
+    CU_ASSERT(s && fails(s, "too_complex"));
     free(s);
 
     /* The reason says where. */
@@ -620,6 +622,39 @@ static void test_bad_json(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(err.reason, "byte 15"));
     CU_ASSERT_EQUAL(decode_s("[1]", &d, &err), NB_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.reason, "array"));
+}
+
+/* max_depth (8) and max_elements (1024), counted outside strings only. */
+static void test_too_complex(void) {
+    char *s = nested("{\"type\":\"join\",\"x\":", 8, "}"); /* 9 levels */
+    CU_ASSERT(s && fails(s, "too_complex"));
+    free(s);
+    /* 1024 values in all pass; one more does not. */
+    size_t cap = 16 + 2 * 1100 + 64;
+    char *a = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    for (int extra = 0; extra < 2; extra++) {
+        /* the type member, then 1023 (or 1024) array values */
+        int n = snprintf(a, cap, "{\"type\":\"join\",\"x\":[");
+        for (int i = 0; i < 1022 + extra; i++)
+            n += snprintf(a + n, cap - (size_t)n, "0,");
+        n += snprintf(a + n, cap - (size_t)n, "0]}");
+        nb_msg d;
+        nb_decode_error err;
+        int32_t rc = decode_s(a, &d, &err);
+        if (extra == 0) {
+            CU_ASSERT_EQUAL(rc, NB_OK);
+            if (rc == NB_OK)
+                vt->release(inst, &d);
+        } else {
+            CU_ASSERT_EQUAL(rc, NB_ERR_INVALID);
+            CU_ASSERT_STRING_EQUAL(err.code, "too_complex");
+        }
+    }
+    free(a);
+    /* Brackets and commas inside a string cost nothing and count nothing. */
+    static const char quoted[] = "{\"type\":\"message\",\"content\":\"[[[[[[[[[[,,,,]]]]\"}";
+    CU_ASSERT_FALSE(fails(quoted, "too_complex"));
 }
 
 static void test_bad_field(void) {
@@ -821,6 +856,7 @@ int main(int argc, char **argv) {
         {"ignored fields and whitespace", test_ignored_and_whitespace},
         {"bad_json", test_bad_json},
         {"bad_field", test_bad_field},
+        {"too_complex", test_too_complex},
         {"missing_field and unknown_type", test_missing_and_unknown},
         {"large message", test_large_message},
         {"encode refuses bad types", test_encode_refuses},

@@ -376,9 +376,11 @@ static void test_unknown_fields_skipped(void) {
     vt->release(inst, &d);
 }
 
-/* A 64 KiB repeated field: 32768 empty user names, and one 64 KiB name. */
+/* A long repeated field: 1023 empty user names (with the type, the 1024
+ * fields max_fields allows; one more is too_complex), and one 64 KiB
+ * name. */
 static void test_large_repeated(void) {
-    uint32_t n = 32768, len = 2 + 2 * n;
+    uint32_t n = 1024, len = 2 + 2 * n;
     uint8_t *p = malloc(len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     p[0] = 0x08;
@@ -389,10 +391,11 @@ static void test_large_repeated(void) {
     }
     nb_msg d;
     nb_decode_error err;
-    CU_ASSERT_EQUAL(decode_n(p, len, &d, &err), NB_OK);
-    CU_ASSERT_EQUAL(d.n_users, n);
+    CU_ASSERT(fails_n(p, len, "too_complex"));
+    CU_ASSERT_EQUAL(decode_n(p, len - 2, &d, &err), NB_OK);
+    CU_ASSERT_EQUAL(d.n_users, n - 1);
     vt->release(inst, &d);
-    CU_ASSERT(fails_n(p, len - 1, "bad_message")); /* the last one cut */
+    CU_ASSERT(fails_n(p, len - 3, "bad_message")); /* the last one cut */
     free(p);
 
     uint32_t big = 65536;
@@ -473,7 +476,7 @@ int main(int argc, char **argv) {
         {"bad_field", test_bad_field},
         {"missing_field and unknown_type", test_missing_and_unknown},
         {"unknown fields skipped", test_unknown_fields_skipped},
-        {"64 KiB repeated field", test_large_repeated},
+        {"long repeated field", test_large_repeated},
         {"invalid UTF-8 replaced", test_invalid_utf8_replaced},
         {"encode refuses bad types", test_encode_refuses},
         {"release", test_release},
