@@ -25,7 +25,7 @@ ARGS ?=
 APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-14-dev \
   valgrind cppcheck clang-tidy clang-format libev-dev libwslay-dev libcjson-dev \
   libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3 libhiredis-dev libssl-dev \
-  libcunit1-dev redis-server redis-tools jq curl chromium prometheus systemd
+  libcunit1-dev redis-server redis-tools haproxy jq curl chromium prometheus systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -11,6 +11,8 @@ void event_release(nb_event *ev) {
         buf_unref(ev->frames[c]);
     record_unref(ev->rec);
     history_free(ev->hist);
+    free(ev->pend); /* holds no reference: a join's pending entry */
+    ev->pend = NULL;
     room_unref(ev->room);
     bcast_sample_release(ev->sample, 1); /* not delivered */
     ev->sample = NULL;

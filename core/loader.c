@@ -225,6 +225,17 @@ static int check_desc(const char *path, const nb_plugin_desc *d, uint32_t expect
                    loader_kind_name(expected_kind));
         return -1;
     }
+    /* The one change that was not an append: 1.2 gave the broker's
+     * presence() a completion (docs/PLUGIN_ABI.md, "What 1.2 changed"), so
+     * a broker built for an older minor would be called with the wrong
+     * signature. */
+    if (expected_kind == NB_KIND_BROKER && d->abi_minor < 2) {
+        refuse(err, errlen, path,
+               "broker built for plugin ABI %u.%u: brokers need %u.2 or later (presence() "
+               "changed in 1.2); rebuild the plugin against this nebula's headers",
+               (unsigned)d->abi_major, (unsigned)d->abi_minor, NB_ABI_MAJOR);
+        return -1;
+    }
     const char *missing = !d->name || !d->name[0] ? "name"
                           : !d->create            ? "create"
                           : !d->destroy           ? "destroy"

@@ -154,7 +154,8 @@ typedef struct nb_host {
 
     /* ---- broker events (broker.h), on the main loop */
     /* An event from the bus for msg->room: a message (with its seq when
-     * the broker sequences), or a cluster-wide NB_MSG_PRESENCE. The core
+     * the broker sequences), a cluster-wide NB_MSG_PRESENCE, or another
+     * node's user joining or leaving (NB_MSG_JOIN / NB_MSG_LEAVE). The core
      * copies what it keeps. Events of this node's own rooms only; one the
      * core has already delivered (same or lower seq) is ignored. */
     void (*broker_deliver)(struct nb_plugin_ctx *ctx, const nb_msg *msg);
@@ -210,6 +211,15 @@ typedef struct nb_host {
     /* Record one observation (lock-free; cheap enough for every write or
      * flush, not for every message of a busy node: sample those). */
     void (*metric_observe)(struct nb_metric *metric, double value);
+
+    /* ---- cluster view (GET /cluster), on the main loop */
+    /* This node's live connections and rooms, for the broker to publish
+     * with its heartbeat. */
+    void (*local_counts)(struct nb_plugin_ctx *ctx, uint32_t *connections, uint32_t *rooms);
+    /* A live node's latest heartbeat (the broker's view): its counts, shown
+     * at /cluster until broker_node(.., 0) says it expired. */
+    void (*broker_node_counts)(struct nb_plugin_ctx *ctx, const char *node_id, uint32_t connections,
+                               uint32_t rooms);
 } nb_host;
 
 #ifdef __cplusplus

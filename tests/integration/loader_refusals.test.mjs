@@ -85,6 +85,13 @@ const cases = [
     reason: [new RegExp(esc(`: built for plugin ABI ${MAJOR}.99, newer than this nebula's ${MAJOR}.${MINOR}: upgrade nebula`))],
   },
   {
+    title: 'a broker built for ABI 1.1 (presence() changed in 1.2)',
+    plugins: { broker: 'fixture-broker-1-1' },
+    file: 'fixture-broker-1-1.so',
+    reason: [new RegExp(esc(`: broker built for plugin ABI ${MAJOR}.1: brokers need ${MAJOR}.2 or later`)),
+      /rebuild the plugin/],
+  },
+  {
     title: 'a descriptor without create()',
     plugins: { codecs: ['fixture-no-create'] },
     file: 'fixture-no-create.so',
