@@ -23,6 +23,8 @@
 #   REDIS_PORT    [6390]
 #   BROKER        [broker-redis when PLUGIN_DIR has it, else none]
 #   NEBULA_BIN    [build/nebula]      PLUGIN_DIR [build/plugins]
+#   IO_THREADS    [the node's default: one per core] I/O threads per node;
+#                 several nodes on one small machine share its cores
 #   EXTRA_CONF    a file appended to every node's config (e.g. a [limits]
 #                 section); it must not repeat [server] or [plugins]
 #   STOP_TIMEOUT  [10]
@@ -38,6 +40,7 @@ REDIS_PORT=${REDIS_PORT:-6390}
 NEBULA_BIN=${NEBULA_BIN:-$repo/build/nebula}
 PLUGIN_DIR=${PLUGIN_DIR:-$repo/build/plugins}
 EXTRA_CONF=${EXTRA_CONF:-}
+IO_THREADS=${IO_THREADS:-}
 STOP_TIMEOUT=${STOP_TIMEOUT:-10}
 if [ -z "${BROKER:-}" ]; then
   BROKER=none
@@ -60,6 +63,7 @@ number STATS_PORT "$STATS_PORT"
 number NODE_PORT "$NODE_PORT"
 number REDIS_PORT "$REDIS_PORT"
 number STOP_TIMEOUT "$STOP_TIMEOUT"
+[ -z "$IO_THREADS" ] || number IO_THREADS "$IO_THREADS"
 
 node_port() { echo $((NODE_PORT + $1 - 1)); }
 
@@ -127,6 +131,7 @@ write_node_config() {
     echo "node_id = \"node-$i\""
     echo "web_root = \"$repo/web\""
     echo "log_level = \"info\""
+    [ -n "$IO_THREADS" ] && echo "io_threads = $IO_THREADS"
     echo
     echo "[plugins]"
     echo "dir = \"$PLUGIN_DIR\""
