@@ -23,6 +23,8 @@
 #   REDIS_PORT    [6390]
 #   BROKER        [broker-redis when PLUGIN_DIR has it, else none]
 #   NEBULA_BIN    [build/nebula]      PLUGIN_DIR [build/plugins]
+#   BALANCE       [url_param room] haproxy's balance algorithm; e.g.
+#                 roundrobin, to see what room affinity saves
 #   IO_THREADS    [the node's default: one per core] I/O threads per node;
 #                 several nodes on one small machine share its cores
 #   EXTRA_CONF    a file appended to every node's config (e.g. a [limits]
@@ -41,6 +43,7 @@ NEBULA_BIN=${NEBULA_BIN:-$repo/build/nebula}
 PLUGIN_DIR=${PLUGIN_DIR:-$repo/build/plugins}
 EXTRA_CONF=${EXTRA_CONF:-}
 IO_THREADS=${IO_THREADS:-}
+BALANCE=${BALANCE:-url_param room}
 STOP_TIMEOUT=${STOP_TIMEOUT:-10}
 if [ -z "${BROKER:-}" ]; then
   BROKER=none
@@ -163,7 +166,7 @@ write_haproxy_config() {
   for i in $(seq "$n"); do
     servers+="    server node$i 127.0.0.1:$(node_port "$i") check"$'\n'
   done
-  awk -v servers="$servers" -v lb="127.0.0.1:$LB_PORT" -v stats="127.0.0.1:$STATS_PORT" '
+  awk -v servers="$servers" -v lb="127.0.0.1:$LB_PORT" -v stats="127.0.0.1:$STATS_PORT" -v balance="$BALANCE" '
     /# BEGIN servers/ { print; printf "%s", servers; skip = 1; next }
     /# END servers/ { skip = 0 }
     skip { next }
@@ -172,6 +175,7 @@ write_haproxy_config() {
     /^ *bind / && fe == "chat" { print "    bind " lb; next }
     /^ *bind / && fe == "stats" { print "    bind " stats; next }
     /^ *log stdout/ { print "    log stderr format raw local0 notice"; next }
+    /^ *balance / { print "    balance " balance; next }
     { print }
   ' "$repo/deployments/haproxy.cfg" >"$RUN_DIR/haproxy/haproxy.cfg"
   haproxy -c -q -f "$RUN_DIR/haproxy/haproxy.cfg" || die "haproxy rejects $RUN_DIR/haproxy/haproxy.cfg"

@@ -8,7 +8,12 @@
 #
 # Usage: tools/bench-cluster.sh OUT_DIR SCENARIO [nebula-bench options...]
 #   NODES [3], BROKER [none], RUN_DIR, NODE_PORT, ... as local-cluster.sh;
-#   VIA_LB=1: one target, haproxy (at most ~9,000 connections: its maxconn)
+#   VIA_LB=1: one target, haproxy (at most ~9,000 connections: its maxconn);
+#   BALANCE=roundrobin: haproxy without room affinity (local-cluster.sh)
+# With BROKER=broker-redis it also keeps Redis's INFO before and after the
+# run (redis-before.txt, redis-after.txt) and, once a second, how many room
+# channels exist and how many node subscriptions they have (samples.txt,
+# lines starting with "redis"): one subscription per node that has members.
 # Example (docs/PERFORMANCE.md, Cluster):
 #   NODES=6 tools/bench-cluster.sh /tmp/c100k S2 --connections 102000 \
 #     --rate 0.05 --duration 10 --connect-rate 4000
@@ -53,7 +58,11 @@ target_list=$(
   echo "${targets[*]}"
 )
 
-# node, time, RSS kB, open descriptors, one line per node per second
+redis_info() { redis-cli -p "$REDIS_PORT" info all >"$out/redis-$1.txt" 2>&1 || true; }
+[ "$BROKER" = broker-redis ] && redis_info before
+
+# node, time, RSS kB, open descriptors, one line per node per second;
+# "redis", time, room channels, subscriptions (with the Redis broker)
 (
   while :; do
     for i in "${!pids[@]}"; do
@@ -61,6 +70,14 @@ target_list=$(
       fds=$(find "/proc/${pids[$i]}/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
       echo "$((i + 1)) $(date +%s) ${rss:-0} $fds"
     done
+    if [ "$BROKER" = broker-redis ]; then
+      mapfile -t channels < <(redis-cli -p "$REDIS_PORT" pubsub channels 'nebula:room:*' 2>/dev/null)
+      subs=0
+      if [ "${#channels[@]}" -gt 0 ]; then
+        subs=$(redis-cli -p "$REDIS_PORT" pubsub numsub "${channels[@]}" | awk 'NR % 2 == 0 { s += $1 } END { print s + 0 }')
+      fi
+      echo "redis $(date +%s) ${#channels[@]} $subs"
+    fi
     sleep 1
   done
 ) >"$out/samples.txt" &
@@ -77,10 +94,12 @@ rc=0
 kill "$sampler" 2>/dev/null
 wait "$sampler" 2>/dev/null || true
 sampler=
+[ "$BROKER" = broker-redis ] && redis_info after
 
 # Per node: the sample with the most descriptors (all connected), and the
 # peak RSS over the run.
 awk '
+  $1 == "redis" { next }
   { n = $1; if ($4 > fds[n]) { fds[n] = $4; rss_at[n] = $3 } if ($3 > peak[n]) peak[n] = $3 }
   END {
     printf "["
@@ -90,4 +109,9 @@ awk '
     printf "]\n"
   }' "$out/samples.txt" >"$out/nodes.json"
 cat "$out/nodes.json" >&2
+if [ "$BROKER" = broker-redis ]; then
+  awk '$1 == "redis" && $4 >= s { c = $3; s = $4 } END { printf "{\"room_channels\": %d, \"subscriptions\": %d}\n", c, s }' \
+    "$out/samples.txt" >"$out/redis.json"
+  cat "$out/redis.json" >&2
+fi
 exit $rc
