@@ -9,6 +9,7 @@
  */
 #include "brokerhost.h"
 
+#include "cluster.h"
 #include "hub.h"
 #include "log.h"
 #include "mailbox.h"
@@ -100,16 +101,38 @@ static void subscribe_done(void *user, int32_t status, uint64_t seq) {
     room_unref(room);
 }
 
+typedef struct claim_ctx {
+    nb_server *srv;
+    nb_room *room;
+    nb_pending *join;
+} claim_ctx;
+
+static void claim_done(void *user, int32_t status, uint64_t seq) {
+    (void)seq;
+    claim_ctx *cc = user;
+    pipeline_claimed(cc->srv, cc->room, cc->join, status);
+    room_unref(cc->room);
+    free(cc->join);
+    free(cc);
+}
+
 typedef struct load_ctx {
     nb_server *srv;
     nb_room *room;
     int was_since;
+    int catch_up; /* after an outage (pipeline_caught_up) */
     uint64_t since;
 } load_ctx;
 
 static void load_done(void *user, int32_t status, const nb_store_result *res, const nb_msg *msgs,
                       uint32_t n) {
     load_ctx *lc = user;
+    if (lc->catch_up) {
+        pipeline_caught_up(lc->srv, lc->room, status == NB_OK, res, msgs, n);
+        room_unref(lc->room);
+        free(lc);
+        return;
+    }
     nb_history *h = status == NB_OK ? calloc(1, sizeof *h) : NULL;
     if (h && n) {
         /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
@@ -167,11 +190,25 @@ static void handle(nb_brokerhost *bh, nb_event *ev) {
     case NB_EV_UNSUBSCRIBE:
         bh->vt->unsubscribe(bh->ctx.instance, ev->room->name, ev->room->name_len);
         break;
-    case NB_EV_PRESENCE:
+    case NB_EV_PRESENCE: {
         record_msg(ev->rec, NB_MSG_PRESENCE, &m);
-        bh->vt->presence(bh->ctx.instance, m.room.ptr, m.room.len, m.sender.ptr, m.sender.len,
-                         ev->op == NB_OP_JOIN);
+        claim_ctx *cc = ev->pend ? calloc(1, sizeof *cc) : NULL;
+        if (cc) { /* a join that waits for its claim */
+            cc->srv = srv;
+            cc->room = ev->room;
+            cc->join = ev->pend;
+            room_ref(ev->room);
+            ev->pend = NULL;
+        } else if (ev->pend) {
+            pipeline_claimed(srv, ev->room, ev->pend, NB_ERR_NOMEM);
+            break;
+        }
+        if (bh->vt->presence(bh->ctx.instance, m.room.ptr, m.room.len, m.sender.ptr, m.sender.len,
+                             ev->op == NB_OP_JOIN, cc ? claim_done : NULL, cc) != NB_OK &&
+            cc)
+            claim_done(cc, NB_ERR, 0);
         break;
+    }
     case NB_EV_LOAD: {
         load_ctx *lc = calloc(1, sizeof *lc);
         nb_store_query q = {.struct_size = sizeof q,
@@ -276,13 +313,43 @@ static void collect_room(nb_room *room, void *user) {
     l->rooms[l->n++] = room;
 }
 
+/* A room that lived on while the broker was down loads the bus's newest
+ * history and delivers what it missed (pipeline_caught_up). */
+static void catch_up(nb_brokerhost *bh, nb_room *room) {
+    nb_server *srv = bh->srv;
+    if (!context_broker_load(srv) || pipeline_catch_up_begin(srv, room) < 0)
+        return;
+    load_ctx *lc = calloc(1, sizeof *lc);
+    nb_store_query q = {.struct_size = sizeof q,
+                        .max = srv->settings.history_per_room,
+                        .room = room->name,
+                        .room_len = room->name_len};
+    if (lc) {
+        lc->srv = srv;
+        lc->room = room;
+        lc->catch_up = 1;
+        room_ref(room);
+    }
+    if (!lc || bh->vt->load(bh->ctx.instance, &q, load_done, lc) != NB_OK) {
+        if (lc)
+            load_done(lc, NB_ERR, NULL, NULL, 0);
+        else
+            pipeline_caught_up(srv, room, 0, NULL, NULL, 0);
+    }
+}
+
 static void resubscribe_all(nb_brokerhost *bh) {
     room_list l = {NULL, 0, 0};
     hub_foreach_room(bh->srv->hub, collect_room, &l);
-    for (uint32_t i = 0; i < l.n; i++)
-        if (bh->vt->subscribe(bh->ctx.instance, l.rooms[i]->name, l.rooms[i]->name_len,
-                              subscribe_done, l.rooms[i]) != NB_OK)
-            subscribe_done(l.rooms[i], NB_ERR, 0); /* drops the reference */
+    for (uint32_t i = 0; i < l.n; i++) {
+        nb_room *room = l.rooms[i];
+        room_ref(room); /* subscribe_done drops one */
+        if (bh->vt->subscribe(bh->ctx.instance, room->name, room->name_len, subscribe_done, room) !=
+            NB_OK)
+            subscribe_done(room, NB_ERR, 0);
+        catch_up(bh, room);
+        room_unref(room);
+    }
     free(l.rooms);
 }
 
@@ -303,4 +370,6 @@ void brokerhost_status(nb_brokerhost *bh, uint32_t up, const char *why) {
 void brokerhost_node(nb_brokerhost *bh, const char *node_id, uint32_t alive) {
     metrics_add(bh->srv->m.cluster_nodes, alive ? 1 : -1);
     log_info("cluster: node %s %s", node_id ? node_id : "?", alive ? "joined" : "left");
+    if (!alive && node_id)
+        cluster_forget(bh->srv, node_id);
 }

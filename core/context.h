@@ -159,6 +159,10 @@ static inline int context_broker_presence(nb_server *srv) {
     return srv->broker_presence && (srv->broker_flags & NB_BROKER_F_PRESENCE) &&
            context_broker_up(srv);
 }
+/* The broker keeps presence (claims and notifications go to it), up or not. */
+static inline int context_broker_claims(const nb_server *srv) {
+    return srv->broker_presence && (srv->broker_flags & NB_BROKER_F_PRESENCE);
+}
 static inline int context_broker_load(nb_server *srv) {
     return srv->broker_load && (srv->broker_flags & NB_BROKER_F_HISTORY) && context_broker_up(srv);
 }

@@ -1,6 +1,7 @@
 #include "deliver.h"
 
 #include "abuse.h"
+#include "closecodes.h"
 #include "membership.h"
 #include "room.h"
 #include "session.h"
@@ -37,4 +38,6 @@ void deliver_session_error(nb_worker *w, nb_event *ev) {
         membership_left(s, ev->room);
     if (ev->code) /* a store or broker failure: not counted against max_errors */
         session_error_frame(s, ev->code, ev->reason, &room);
+    if (ev->flags & NB_EVF_CLOSE_TAKEN)
+        session_close(s, NB_CLOSE_NAME_TAKEN, "username taken");
 }

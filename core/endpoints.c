@@ -1,10 +1,12 @@
 /*
  * endpoints.c — the core's answers to plain HTTP requests: /healthz,
- * /readyz (with the store's and the broker's state), /metrics.
+ * /readyz (with the store's and the broker's state), /cluster (the live
+ * nodes), /metrics.
  */
 #include "endpoints.h"
 
 #include "buf.h"
+#include "cluster.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +36,16 @@ int32_t endpoints_http_request(nb_server *srv, const nb_http_request *req, nb_ht
             return NB_ERR_NOMEM;
         buf_append(&body, line, (uint32_t)strlen(line));
         resp->content_type = "text/plain; charset=utf-8";
+        resp->body = body;
+        return NB_OK;
+    } else if (strcmp(req->path, "/cluster") == 0) {
+        /* The live nodes with their connections and rooms (cluster.c);
+         * without a broker, this node alone. */
+        resp->status = 200;
+        body = cluster_render(srv);
+        if (!body)
+            return NB_ERR_NOMEM;
+        resp->content_type = "application/json";
         resp->body = body;
         return NB_OK;
     } else if (strcmp(req->path, "/metrics") == 0) {

@@ -6,7 +6,7 @@
 
 #include "context.h"
 
-/* NB_OK with resp filled for /healthz, /readyz, /metrics; NB_ERR_AGAIN for
+/* NB_OK with resp filled for /healthz, /readyz, /cluster, /metrics; NB_ERR_AGAIN for
  * any other path (the transport may serve a file). */
 int32_t endpoints_http_request(nb_server *srv, const nb_http_request *req, nb_http_response *resp);
 #endif

@@ -10,6 +10,8 @@ void event_release(nb_event *ev) {
         buf_unref(ev->frames[c]);
     record_unref(ev->rec);
     history_free(ev->hist);
+    free(ev->pend); /* holds no reference: a join's pending entry */
+    ev->pend = NULL;
     room_unref(ev->room);
     ev->room = NULL;
     ev->rec = NULL;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 typedef struct nb_room nb_room;
+typedef struct nb_pending nb_pending;
 
 /* Event types. */
 #define NB_EV_DELIVER 1u       /* worker: a room event's frames (op below) */
@@ -33,6 +34,9 @@ typedef struct nb_room nb_room;
 #define NB_OP_JOIN 1u  /* who becomes a member here: hist, then its own join event */
 #define NB_OP_LEAVE 2u /* who stops being a member after this event */
 
+/* NB_EV_SESSION_ERROR flags. */
+#define NB_EVF_CLOSE_TAKEN 1u /* close the session: its connect room's name is taken */
+
 typedef struct nb_event {
     uint32_t type;
     uint32_t op;
@@ -47,6 +51,7 @@ typedef struct nb_event {
     uint32_t is_message;
     const char *code;   /* NB_EV_SESSION_ERROR: static strings */
     const char *reason; /* (also NB_EV_PRESENCE: the user name, owned by rec) */
+    nb_pending *pend;   /* NB_EV_PRESENCE: a join waiting for its claim (owned), or NULL */
 } nb_event;
 
 /* Drop every reference the event holds and free what it owns. */

@@ -8,6 +8,7 @@
 #include "brokerhost.h"
 #include "buf.h"
 #include "clock.h"
+#include "cluster.h"
 #include "config.h"
 #include "connection.h"
 #include "endpoints.h"
@@ -141,6 +142,15 @@ static void host_broker_node(struct nb_plugin_ctx *ctx, const char *node_id, uin
         brokerhost_node(ctx->server->broker, node_id, alive);
 }
 
+static void host_local_counts(struct nb_plugin_ctx *ctx, uint32_t *connections, uint32_t *rooms) {
+    cluster_local_counts(ctx->server, connections, rooms);
+}
+
+static void host_broker_node_counts(struct nb_plugin_ctx *ctx, const char *node_id,
+                                    uint32_t connections, uint32_t rooms) {
+    cluster_seen(ctx->server, node_id, connections, rooms);
+}
+
 static const nb_host table = {
     .struct_size = sizeof(nb_host),
     .abi_major = NB_ABI_MAJOR,
@@ -172,6 +182,8 @@ static const nb_host table = {
     .metric_set = metrics_set,
     .broker_status = host_broker_status,
     .broker_node = host_broker_node,
+    .local_counts = host_local_counts,
+    .broker_node_counts = host_broker_node_counts,
 };
 
 const nb_host *host_table(void) {

@@ -69,7 +69,8 @@ void membership_join(nb_session *s, const char *name, uint32_t len, const nb_msg
                       .user = s->user,
                       .user_len = s->user_len,
                       .codec = s->codec,
-                      .who = s->ref};
+                      .who = s->ref,
+                      .on_connect = (uint32_t)on_connect};
     if (req && (req->flags & NB_MSG_F_SINCE)) {
         jr.has_since = 1;
         jr.since = req->since;

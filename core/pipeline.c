@@ -285,8 +285,10 @@ void pipeline_presence_locked(nb_poster *p, nb_room *room) {
         free((void *)m.users);
 }
 
+/* Tell the broker (up or down: it keeps this node's users for after an
+ * outage) that user joined or left; no claim, nothing waits. */
 void pipe_presence_hook(nb_poster *p, nb_room *room, const char *user, uint32_t len, uint32_t op) {
-    if (!context_broker_presence(p->srv))
+    if (!context_broker_claims(p->srv))
         return;
     nb_msg m = pipe_msg(NB_MSG_PRESENCE, room);
     m.sender = pipe_str(user, len);

@@ -53,7 +53,8 @@ typedef struct nb_join_req {
     nb_sref who;
     uint32_t has_since;
     uint64_t since;
-    nb_str epoch; /* the client's epoch, or absent */
+    nb_str epoch;        /* the client's epoch, or absent */
+    uint32_t on_connect; /* the connect URL's room */
 } nb_join_req;
 
 #define NB_JOIN_OK 0
@@ -75,6 +76,17 @@ void pipeline_leave(nb_worker *w, nb_room *room, const char *user, uint32_t user
 /* A chat message from `origin`. NULL, or the error code to answer with. */
 const char *pipeline_message(nb_worker *w, nb_room *room, const char *user, uint32_t user_len,
                              const nb_str *content, nb_sref origin);
+
+/* Main loop: the broker answered the claim of a join (j, posted by
+ * pipeline_join) with status (broker.h, presence). */
+void pipeline_claimed(nb_server *srv, nb_room *room, const nb_pending *j, int32_t status);
+
+/* Main loop: the broker is up again; room (READY, with users) catches up
+ * with what the bus has: set LOADING here, then pipeline_caught_up with
+ * the broker's newest history. 0, or -1 when the room is not ready. */
+int pipeline_catch_up_begin(nb_server *srv, nb_room *room);
+void pipeline_caught_up(nb_server *srv, nb_room *room, int ok, const nb_store_result *res,
+                        const nb_msg *msgs, uint32_t n);
 
 /* Main loop: an event from the broker (host->broker_deliver). */
 void pipeline_remote(nb_server *srv, const nb_msg *msg);

@@ -65,6 +65,7 @@ int room_add_user(nb_room *room, const char *user, uint32_t len, uint32_t worker
     memcpy(u->name, user, len);
     u->name[len] = '\0';
     u->len = len;
+    u->claim = (nb_sref){0, 0, 0};
     room->codec_members[codec]++;
     room->worker_members[worker]++;
     return 0;
@@ -79,6 +80,21 @@ static int find_user(const nb_room *room, const char *user, uint32_t len) {
 
 int room_has_user(const nb_room *room, const char *user, uint32_t len) {
     return find_user(room, user, len) >= 0;
+}
+
+nb_room_user *room_find_user(nb_room *room, const char *user, uint32_t len) {
+    int i = find_user(room, user, len);
+    return i < 0 ? NULL : &room->users[i];
+}
+
+int room_history_has_id(const nb_room *room, const char *id, uint32_t len) {
+    for (uint32_t i = 0; i < room->hist_len; i++) {
+        const nb_record *r = room->hist[(room->hist_start + i) % room->hist_cap];
+        const char *rid = r->data + r->room_len + r->sender_len + r->content_len;
+        if (r->id_len == len && memcmp(rid, id, len) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 void room_remove_user(nb_room *room, const char *user, uint32_t len, uint32_t worker,

@@ -38,6 +38,9 @@ typedef struct nb_room_local {
 typedef struct nb_room_user {
     char name[NB_USERNAME_MAX + 1];
     uint32_t len;
+    /* gen != 0: this session's join waits for the broker's claim of the
+     * name (sequence.c); the user holds the name here but has not joined. */
+    nb_sref claim;
 } nb_room_user;
 
 /* A room event that waits while the room's history loads. */
@@ -55,7 +58,9 @@ typedef struct nb_pending {
     char user[NB_USERNAME_MAX + 1];
     uint32_t user_len;
     uint32_t codec;
-    char epoch[64]; /* the joiner's epoch, "" = none given */
+    char epoch[64];      /* the joiner's epoch, "" = none given */
+    uint32_t claimed;    /* JOIN: the broker claimed the name (no presence notice) */
+    uint32_t on_connect; /* JOIN: the connect URL's room (a refusal closes) */
 } nb_pending;
 
 #define NB_ROOM_READY 0u
@@ -84,7 +89,8 @@ typedef struct nb_room {
     uint32_t hist_len;
     uint64_t hist_floor; /* messages with seq <= floor may exist outside the ring */
     char epoch[64];
-    uint32_t state; /* NB_ROOM_* */
+    char broker_epoch[64]; /* the epoch of broker_seq's numbers ("" = unknown) */
+    uint32_t state;        /* NB_ROOM_* */
     nb_pending *backlog;
     uint32_t n_backlog;
     uint32_t cap_backlog;
@@ -107,6 +113,10 @@ int room_add_user(nb_room *room, const char *user, uint32_t len, uint32_t worker
 void room_remove_user(nb_room *room, const char *user, uint32_t len, uint32_t worker,
                       uint32_t codec);
 int room_has_user(const nb_room *room, const char *user, uint32_t len);
+/* The user's entry, or NULL. */
+nb_room_user *room_find_user(nb_room *room, const char *user, uint32_t len);
+/* Is a message with this id in the history ring? */
+int room_history_has_id(const nb_room *room, const char *id, uint32_t len);
 /* Keep a message in the history ring (takes a reference). */
 void room_history_add(nb_room *room, nb_record *rec);
 /* The ring's messages with seq > since (all when !has_since), oldest

@@ -61,7 +61,8 @@ int pipe_commit_join_locked(nb_poster *p, nb_room *room, const nb_pending *j) {
     m.seq = room->last_seq;
     pipe_emit_locked(p, room, &m, NB_OP_JOIN, j->who, j->codec, h, NULL);
     pipeline_presence_locked(p, room);
-    pipe_presence_hook(p, room, j->user, j->user_len, NB_OP_JOIN);
+    if (!j->claimed) /* a claim registered the name already */
+        pipe_presence_hook(p, room, j->user, j->user_len, NB_OP_JOIN);
     return 0;
 }
 
@@ -207,8 +208,87 @@ static void pending_join(nb_pending *j, const nb_join_req *req) {
     memcpy(j->user, req->user, req->user_len);
     j->user_len = req->user_len;
     j->codec = req->codec;
+    j->on_connect = req->on_connect;
     if (req->epoch.ptr && req->epoch.len && req->epoch.len < sizeof j->epoch)
         memcpy(j->epoch, req->epoch.ptr, req->epoch.len);
+}
+
+/* Ask the broker to claim j's name in room (main mailbox); 0 or -1. */
+static int post_claim(nb_poster *p, nb_room *room, const nb_pending *j) {
+    nb_msg m = pipe_msg(NB_MSG_PRESENCE, room);
+    m.sender = pipe_str(j->user, j->user_len);
+    nb_event ev = {.type = NB_EV_PRESENCE, .op = NB_OP_JOIN, .room = room};
+    ev.rec = record_new(&m);
+    ev.pend = malloc(sizeof *ev.pend);
+    room_ref(room);
+    if (!ev.rec || !ev.pend || pipe_post_main(p, &ev) < 0) {
+        event_release(&ev);
+        return -1;
+    }
+    *ev.pend = *j;
+    return 0;
+}
+
+static int same_session(nb_sref a, nb_sref b) {
+    return a.gen == b.gen && a.slot == b.slot && a.worker == b.worker;
+}
+
+/* A join refused for its name: the joiner gets username_taken (closed when
+ * it was the connect URL's room, as a local duplicate is). */
+static void tell_taken(nb_poster *p, nb_room *room, const nb_pending *j) {
+    nb_event ev = {.type = NB_EV_SESSION_ERROR,
+                   .op = NB_OP_JOIN,
+                   .room = room,
+                   .who = j->who,
+                   .code = "username_taken",
+                   .reason = "this username is already in the room",
+                   .flags = j->on_connect ? NB_EVF_CLOSE_TAKEN : 0};
+    room_ref(room);
+    if (mailbox_post(&p->srv->workers[j->who.worker].mailbox, &ev) < 0) {
+        metrics_add(p->srv->m.mailbox_refused, 1);
+        pipe_mark_lost(p->srv, room, j->who.worker);
+        event_release(&ev);
+        return;
+    }
+    p->wake |= UINT64_C(1) << j->who.worker;
+}
+
+void pipeline_claimed(nb_server *srv, nb_room *room, const nb_pending *j, int32_t status) {
+    nb_poster p;
+    poster_init(&p, srv, NULL);
+    hub_lock(srv->hub, room->hash);
+    nb_room_user *u = room_find_user(room, j->user, j->user_len);
+    if (!u || !same_session(u->claim, j->who)) {
+        /* The joiner left meanwhile; its leave gave the name back. */
+    } else if (status == NB_ERR_TAKEN) {
+        room_remove_user(room, j->user, j->user_len, j->who.worker, j->codec);
+        tell_taken(&p, room, j);
+        if (!room->n_users && room->state == NB_ROOM_READY) {
+            pipe_post_room(&p, room, NB_EV_UNSUBSCRIBE);
+            hub_remove_locked(srv->hub, room);
+        }
+    } else {
+        u->claim = pipe_no_session();
+        nb_pending jj = *j;
+        jj.claimed = status == NB_OK;
+        if (status != NB_OK)
+            log_warn("room %s: the broker could not claim the name %s (code %d); the join goes "
+                     "on with this node's check only",
+                     room->name, j->user, (int)status);
+        if (room->state == NB_ROOM_LOADING) {
+            if (room_backlog_push(room, &jj, srv->settings.room_backlog_events) < 0) {
+                room_remove_user(room, j->user, j->user_len, j->who.worker, j->codec);
+                pipe_refused(srv, "a room's backlog", "room_backlog_events");
+                pipe_tell_session(&p, room, j->who, NB_OP_JOIN, "busy",
+                                  "the server is busy; try again");
+            }
+        } else if (pipe_commit_join_locked(&p, room, &jj)) {
+            room_backlog_push(room, &jj, UINT32_MAX); /* first in the backlog */
+        }
+    }
+    hub_unlock(srv->hub, room->hash);
+    metrics_set(srv->m.rooms, hub_room_count(srv->hub));
+    poster_flush(&p);
 }
 
 static void room_init_epoch(nb_server *srv, nb_room *room) {
@@ -250,7 +330,14 @@ int pipeline_join(nb_poster *p, const nb_join_req *req, nb_room **room_out) {
     }
     nb_pending j;
     pending_join(&j, req);
-    if (rc == NB_JOIN_OK && room->state == NB_ROOM_LOADING) {
+    if (rc == NB_JOIN_OK && context_broker_presence(srv)) {
+        /* The name must be free across the cluster: the join waits for the
+         * broker's claim (pipeline_claimed), holding the name here. */
+        if (post_claim(p, room, &j) < 0)
+            rc = NB_JOIN_BUSY;
+        else
+            room_find_user(room, req->user, req->user_len)->claim = req->who;
+    } else if (rc == NB_JOIN_OK && room->state == NB_ROOM_LOADING) {
         if (room_backlog_push(room, &j, srv->settings.room_backlog_events) < 0) {
             pipe_refused(srv, "a room's backlog", "room_backlog_events");
             rc = NB_JOIN_BUSY;
@@ -278,12 +365,19 @@ void pipeline_leave(nb_worker *w, nb_room *room, const char *user, uint32_t user
     nb_poster p;
     poster_init(&p, srv, w);
     hub_lock(srv->hub, room->hash);
+    const nb_room_user *u = room_find_user(room, user, user_len);
+    int claiming = u && u->claim.gen;
     room_remove_user(room, user, user_len, w->index, codec);
     nb_pending l = {.kind = NB_PEND_LEAVE, .who = who, .codec = codec};
     memcpy(l.user, user, user_len);
     l.user_len = user_len;
     if (atomic_load(&srv->draining)) {
         /* Shutting down: no one is told; the session just goes. */
+    } else if (claiming) {
+        /* It never joined (its claim is still out): nobody saw it, so no
+         * leave event; the broker gets the name back after the claim. */
+        pipe_presence_hook(&p, room, user, user_len, NB_OP_LEAVE);
+        pipe_tell_session(&p, room, who, NB_OP_LEAVE, NULL, NULL);
     } else if (room->state == NB_ROOM_LOADING) {
         /* A full backlog must not keep a leaver a member: if it is full,
          * the leave is sequenced now (its members learn it from the next
@@ -316,7 +410,9 @@ void pipeline_remote(nb_server *srv, const nb_msg *msg) {
     int sequences = context_broker_sequences(srv);
     if (!room) {
         /* no member here */
-    } else if (msg->type == NB_MSG_PRESENCE) {
+    } else if (msg->type == NB_MSG_PRESENCE ||
+               ((msg->type == NB_MSG_JOIN || msg->type == NB_MSG_LEAVE) && msg->sender.ptr)) {
+        /* the cluster's list, or another node's user joining or leaving */
         nb_msg m = *msg;
         m.seq = room->last_seq;
         m.ts = pipe_ts(room);

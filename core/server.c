@@ -14,6 +14,7 @@
 #include "brokerhost.h"
 #include "buf.h"
 #include "clock.h"
+#include "cluster.h"
 #include "host.h"
 #include "hub.h"
 #include "log.h"
@@ -335,5 +336,6 @@ void server_free(nb_server *srv) {
     if (srv->tvt)
         loader_close(&srv->transport);
     metrics_reset();
+    cluster_reset();
     buf_pool_drain();
 }

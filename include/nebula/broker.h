@@ -77,13 +77,26 @@ typedef struct nb_broker_vtable {
      * before returning. done reports the outcome (and the seq). */
     int32_t (*publish)(void *instance, const nb_msg *msg, nb_broker_done_fn done, void *user);
 
-    /* Optional: used only when start() set NB_BROKER_F_PRESENCE (and while
-     * the broker is up). Cluster presence: a user of this node joined
-     * (joined = 1) or left (0) a room. The broker sends the room's
-     * cluster-wide user list back as an NB_MSG_PRESENCE through
-     * host->broker_deliver, and the core sends no presence of its own. */
+    /* Optional: used only when start() set NB_BROKER_F_PRESENCE. Cluster
+     * presence: a user of this node joined (joined = 1) or left (0) a room.
+     * While the broker is up it sends the room's cluster-wide user list
+     * back as an NB_MSG_PRESENCE through host->broker_deliver, and the
+     * core sends no presence of its own; other nodes' users joining and
+     * leaving come the same way, as NB_MSG_JOIN / NB_MSG_LEAVE with sender
+     * set (this node's own the core announces itself).
+     *
+     * A join with `done` set is a claim: a username is unique per room
+     * across the cluster, so the core's join waits (the joiner is not in
+     * the room yet) until done(user, status, 0): NB_OK, the name is this
+     * node's; NB_ERR_TAKEN, another node holds it (the joiner gets
+     * username_taken); any other code, the bus failed and the join goes
+     * on with local uniqueness only. The core claims only while the
+     * broker is up. done == NULL is a notification the broker records
+     * without refusing (a join while it was down; every leave): it keeps
+     * this node's users, to register them again after an outage. */
     int32_t (*presence)(void *instance, const char *room, uint32_t room_len, const char *user,
-                        uint32_t user_len, uint32_t joined);
+                        uint32_t user_len, uint32_t joined, nb_broker_done_fn done,
+                        void *done_user);
 
     /* Optional: used only when start() set NB_BROKER_F_HISTORY (and while
      * the broker is up); otherwise the store, or memory, serves history.

@@ -153,7 +153,8 @@ typedef struct nb_host {
 
     /* ---- broker events (broker.h), on the main loop */
     /* An event from the bus for msg->room: a message (with its seq when
-     * the broker sequences), or a cluster-wide NB_MSG_PRESENCE. The core
+     * the broker sequences), a cluster-wide NB_MSG_PRESENCE, or another
+     * node's user joining or leaving (NB_MSG_JOIN / NB_MSG_LEAVE). The core
      * copies what it keeps. Events of this node's own rooms only; one the
      * core has already delivered (same or lower seq) is ignored. */
     void (*broker_deliver)(struct nb_plugin_ctx *ctx, const nb_msg *msg);
@@ -181,6 +182,13 @@ typedef struct nb_host {
     /* Another node appeared (alive = 1) or expired (0): logged and counted
      * in nebula_cluster_nodes. */
     void (*broker_node)(struct nb_plugin_ctx *ctx, const char *node_id, uint32_t alive);
+    /* This node's live connections and rooms, for the broker to publish
+     * with its heartbeat. */
+    void (*local_counts)(struct nb_plugin_ctx *ctx, uint32_t *connections, uint32_t *rooms);
+    /* A live node's latest heartbeat (the broker's view): its counts, shown
+     * at /cluster until broker_node(.., 0) says it expired. */
+    void (*broker_node_counts)(struct nb_plugin_ctx *ctx, const char *node_id, uint32_t connections,
+                               uint32_t rooms);
 } nb_host;
 
 #ifdef __cplusplus

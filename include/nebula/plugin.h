@@ -52,6 +52,7 @@ extern "C" {
 #define NB_ERR_INVALID -5 /* bad argument or malformed input */
 #define NB_ERR_AGAIN -6   /* temporarily impossible; retry later */
 #define NB_ERR_CLOSED -7  /* the connection or resource is gone */
+#define NB_ERR_TAKEN -8   /* held by someone else (a broker's presence claim) */
 
 /* The name of the one symbol a plugin exports. */
 #define NB_PLUGIN_ENTRY_SYMBOL "nebula_plugin_entry"
