@@ -12,7 +12,7 @@
 #   haproxy.cfg         haproxy -c, and the settings the cluster relies on
 #                       (room affinity, /readyz checks, WebSocket timeouts);
 #                       the copy local-cluster.sh generates is valid too;
-#   docker-compose.yml  docker-compose config -q (no engine needed), the
+#   docker-compose.yml  docker-compose config (no engine needed), the
 #                       image built from deployments/Dockerfile;
 #   Dockerfile          the files it copies exist, a non-root USER and a
 #                       HEALTHCHECK on /healthz;
@@ -137,8 +137,8 @@ RUN_DIR="$tmp/cluster" NODES=2 NEBULA_BIN="$bin" PLUGIN_DIR="$plugin_dir" BROKER
 
 echo "== docker-compose.yml"
 compose=deployments/docker-compose.yml
-docker-compose -f "$compose" config -q || bad "docker-compose -f $compose config"
-docker-compose -f "$compose" config >"$tmp/compose.yml" 2>/dev/null
+# One run (docker-compose starts slowly): the check and the resolved file.
+docker-compose -f "$compose" config >"$tmp/compose.yml" || bad "docker-compose -f $compose config"
 for service in redis nebula haproxy; do
   grep -q "^  $service:" "$tmp/compose.yml" || bad "$compose has no service $service"
 done
