@@ -91,7 +91,12 @@ const char *pipe_commit_message_locked(nb_poster *p, nb_room *room, const nb_rec
     nb_msg m;
     record_msg(in, NB_MSG_MESSAGE, &m);
     m.seq = seq ? seq : room->last_seq + 1;
-    m.ts = pipe_ts(room);
+    if (in->ts) { /* a broker's time (one clock for the cluster), never going back */
+        m.ts = in->ts > room->last_ts ? in->ts : room->last_ts;
+        room->last_ts = m.ts;
+    } else {
+        m.ts = pipe_ts(room);
+    }
     nb_record *rec = record_new(&m);
     if (!rec)
         return "internal";

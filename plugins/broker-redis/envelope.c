@@ -12,7 +12,8 @@
 
 int32_t rb_encode(rb_broker *b, const nb_msg *msg, struct nb_buf **out) {
     nb_msg m = *msg;
-    m.seq = 0; /* the publish script appends the room's seq */
+    m.seq = 0; /* the publish script appends the room's seq and the time */
+    m.ts = 0;
     m.epoch = (nb_str){NULL, 0, 0};
     m.flags = 0;
     m.users = NULL;

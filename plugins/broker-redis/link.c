@@ -46,8 +46,9 @@ static void *resolve_main(void *arg) {
     int rc = getaddrinfo(l->url.host, NULL, &hints, &res);
     char addr[64] = "";
     char err[sizeof l->res_err] = "";
-    if (rc != 0) {
-        snprintf(err, sizeof err, "cannot resolve %s: %s", l->url.host, gai_strerror(rc));
+    if (rc != 0 || !res) {
+        snprintf(err, sizeof err, "cannot resolve %s: %s", l->url.host,
+                 rc ? gai_strerror(rc) : "no address");
     } else {
         /* the first IPv4 address if there is one (Redis binds 127.0.0.1 by
          * default, and "localhost" often answers ::1 first), else the first */

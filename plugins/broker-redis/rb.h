@@ -132,6 +132,11 @@ typedef struct rb_load {
     struct rb_load *next;
 } rb_load;
 
+typedef struct rb_names {
+    char (*v)[RB_USER_MAX + 1];
+    uint32_t n, cap;
+} rb_names;
+
 #define RB_SUB_NONE 0
 #define RB_SUB_PENDING 1 /* SUBSCRIBE sent */
 #define RB_SUB_ACTIVE 2
@@ -145,11 +150,13 @@ typedef struct rb_room {
     int sub;    /* RB_SUB_* */
     rb_waiter *waiters;
     rb_load *loads; /* wait for the subscription (nothing missed between) */
-    uint64_t pv;    /* the last presence version delivered */
-    char *presence; /* its envelope, for a joiner whose claim came later */
+    uint64_t pv;    /* the newest presence version seen */
+    char *presence; /* the newest list's envelope */
     uint32_t presence_len;
-    char (*users)[RB_USER_MAX + 1]; /* this node's users in the room */
-    uint32_t n_users, cap_users;
+    uint64_t shown_pv; /* the last one the core got */
+    uint32_t claims;   /* claims of this node in flight */
+    rb_names users;    /* this node's users in the room */
+    rb_names gone;     /* left while the instance was down: released when it is up */
     struct rb_room *next;
 } rb_room;
 

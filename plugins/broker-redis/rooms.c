@@ -90,44 +90,56 @@ rb_room *rb_room_get(rb_broker *b, const char *name, uint32_t len, int create) {
 }
 
 void rb_room_maybe_free(rb_broker *b, rb_room *r) {
-    if (r->wanted || r->sub != RB_SUB_NONE || r->waiters || r->loads || r->n_users)
+    if (r->wanted || r->sub != RB_SUB_NONE || r->waiters || r->loads || r->users.n || r->gone.n ||
+        r->claims)
         return;
     rb_room **pp = &b->buckets[bucket_of(b, r->name, r->len)];
     while (*pp && *pp != r)
         pp = &(*pp)->next;
     if (*pp)
         *pp = r->next;
-    free(r->users);
+    free(r->users.v);
+    free(r->gone.v);
     free(r->presence);
     free(r);
 }
 
-int rb_room_add_user(rb_room *r, const char *user, uint32_t len) {
+/* A set of user names (small: one room's users on this node). */
+static int names_add(rb_names *s, const char *user, uint32_t len) {
     if (len > RB_USER_MAX)
         return -1;
-    for (uint32_t i = 0; i < r->n_users; i++)
-        if (strlen(r->users[i]) == len && memcmp(r->users[i], user, len) == 0)
+    for (uint32_t i = 0; i < s->n; i++)
+        if (strlen(s->v[i]) == len && memcmp(s->v[i], user, len) == 0)
             return 0;
-    if (r->n_users == r->cap_users) {
-        uint32_t cap = r->cap_users ? r->cap_users * 2 : 4;
-        char(*u)[RB_USER_MAX + 1] = realloc(r->users, cap * sizeof *u);
-        if (!u)
+    if (s->n == s->cap) {
+        uint32_t cap = s->cap ? s->cap * 2 : 4;
+        char(*v)[RB_USER_MAX + 1] = realloc(s->v, cap * sizeof *v);
+        if (!v)
             return -1;
-        r->users = u;
-        r->cap_users = cap;
+        s->v = v;
+        s->cap = cap;
     }
-    memcpy(r->users[r->n_users], user, len);
-    r->users[r->n_users][len] = '\0';
-    r->n_users++;
+    memcpy(s->v[s->n], user, len);
+    s->v[s->n][len] = '\0';
+    s->n++;
     return 0;
 }
 
-void rb_room_remove_user(rb_room *r, const char *user, uint32_t len) {
-    for (uint32_t i = 0; i < r->n_users; i++)
-        if (strlen(r->users[i]) == len && memcmp(r->users[i], user, len) == 0) {
-            memcpy(r->users[i], r->users[--r->n_users], sizeof r->users[i]);
+static void names_remove(rb_names *s, const char *user, uint32_t len) {
+    for (uint32_t i = 0; i < s->n; i++)
+        if (strlen(s->v[i]) == len && memcmp(s->v[i], user, len) == 0) {
+            memcpy(s->v[i], s->v[--s->n], sizeof s->v[i]);
             return;
         }
+}
+
+int rb_room_add_user(rb_room *r, const char *user, uint32_t len) {
+    names_remove(&r->gone, user, len);
+    return names_add(&r->users, user, len);
+}
+
+void rb_room_remove_user(rb_room *r, const char *user, uint32_t len) {
+    names_remove(&r->users, user, len);
 }
 
 /* ---- subscription ------------------------------------------------------- */
@@ -194,11 +206,35 @@ static void keep_presence(rb_room *r, const uint8_t *data, uint32_t len) {
     r->presence_len = len;
 }
 
+/*
+ * Presence lists go to the core newest first (by presence version), but
+ * wait while a claim of this node is out for the room: the core announces
+ * a claimed join when the claim's answer arrives on the command
+ * connection, and the list that follows from it may arrive earlier on the
+ * subscribe connection. A claim's answer carries its own list, delivered
+ * right after the join; newer lists wait until no claim is out. Members
+ * see join, then list.
+ */
+static void show_presence(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len,
+                          uint64_t pv) {
+    rb_decoded d;
+    if (pv <= r->shown_pv || rb_decode(b, data, len, &d) != NB_OK)
+        return;
+    r->shown_pv = pv;
+    b->host->broker_deliver(b->ctx, &d.msg);
+    rb_decoded_free(b, &d);
+}
+
+static void flush_presence(rb_broker *b, rb_room *r) {
+    if (!r->claims && r->presence)
+        show_presence(b, r, (const uint8_t *)r->presence, r->presence_len, r->pv);
+}
+
 /* A publication of the room's channel (or a script's reply): a message,
- * or a presence list newer than the last one (force: deliver even if not
- * newer). */
+ * another node's join or leave, or a presence list. claim_answer: the list
+ * a claim of this node returned. */
 static void deliver_message(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len,
-                            int force) {
+                            int claim_answer) {
     rb_decoded d;
     if (rb_decode(b, data, len, &d) != NB_OK) {
         b->host->log(b->ctx, NB_LOG_WARN, "room %s: an undecodable publication was ignored",
@@ -214,27 +250,21 @@ static void deliver_message(rb_broker *b, rb_room *r, const uint8_t *data, uint3
                  memcmp(d.msg.id.ptr, b->node_id, d.msg.id.len) == 0)) {
         d.msg.id = (nb_str){NULL, 0, 0}; /* another node's user; the core announced ours */
         b->host->broker_deliver(b->ctx, &d.msg);
-    } else if (d.msg.type == NB_MSG_PRESENCE && (d.msg.seq > r->pv || force)) {
-        if (d.msg.seq > r->pv) {
-            r->pv = d.msg.seq;
+    } else if (d.msg.type == NB_MSG_PRESENCE) {
+        uint64_t pv = d.msg.seq;
+        if (pv > r->pv) {
+            r->pv = pv;
             keep_presence(r, data, len);
         }
-        b->host->broker_deliver(b->ctx, &d.msg);
+        if (claim_answer)
+            show_presence(b, r, data, len, pv);
     }
     rb_decoded_free(b, &d);
+    flush_presence(b, r);
 }
 
 void rb_deliver_presence(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len) {
     deliver_message(b, r, data, len, 0);
-}
-
-/* After a claim: the newest list, which the joiner may have missed while
- * its join waited. */
-static void deliver_after_claim(rb_broker *b, rb_room *r, const uint8_t *data, uint32_t len) {
-    uint64_t before = r->pv;
-    deliver_message(b, r, data, len, 0);
-    if (r->pv == before && r->presence) /* the reply was not newer: the newest again */
-        deliver_message(b, r, (const uint8_t *)r->presence, r->presence_len, 1);
 }
 
 void rb_on_sub_reply(redisAsyncContext *ac, void *reply_, void *privdata) {
@@ -312,6 +342,7 @@ int32_t rb_unsubscribe(rb_broker *b, const char *room, uint32_t len) {
 
 typedef struct presence_call {
     rb_broker *b;
+    int release;
     char room[RB_ROOM_MAX + 1];
     char user[RB_USER_MAX + 1];
     uint32_t room_len, user_len;
@@ -324,6 +355,10 @@ static void on_presence(rb_link *l, redisReply *reply, void *user) {
     presence_call *pc = user;
     rb_broker *b = pc->b;
     rb_room *r = rb_room_get(b, pc->room, pc->room_len, 0);
+    if (r && pc->done && r->claims)
+        r->claims--;
+    if (r && pc->release && (!reply || reply->type == REDIS_REPLY_ERROR))
+        names_add(&r->gone, pc->user, pc->user_len); /* given back when the link is */
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         if (reply)
             b->host->log(b->ctx, NB_LOG_WARN, "room %s: presence script failed: %s", pc->room,
@@ -336,24 +371,21 @@ static void on_presence(rb_link *l, redisReply *reply, void *user) {
                 rb_room_remove_user(r, pc->user, pc->user_len);
             pc->done(pc->done_user, NB_ERR_TAKEN, 0);
         }
-    } else {
-        if (pc->done)
-            pc->done(pc->done_user, NB_OK, 0);
-        r = rb_room_get(b, pc->room, pc->room_len, 0); /* done may have changed rooms */
-        if (r && reply->type == REDIS_REPLY_STRING) {
-            if (pc->done) /* a claim: its joiner may have missed the list */
-                deliver_after_claim(b, r, (const uint8_t *)reply->str, (uint32_t)reply->len);
-            else
-                deliver_message(b, r, (const uint8_t *)reply->str, (uint32_t)reply->len, 0);
-        }
+    } else if (pc->done) {
+        pc->done(pc->done_user, NB_OK, 0); /* the core announces the join now */
     }
+    r = rb_room_get(b, pc->room, pc->room_len, 0); /* done may have changed rooms */
+    if (r && reply && reply->type == REDIS_REPLY_STRING)
+        deliver_message(b, r, (const uint8_t *)reply->str, (uint32_t)reply->len, pc->done != NULL);
+    else if (r)
+        flush_presence(b, r);
     if (r)
         rb_room_maybe_free(b, r);
     free(pc);
 }
 
 /* mode: "claim", "force" (register without refusal) or "release". */
-static int32_t send_presence(rb_broker *b, const rb_room *r, const char *mode, const char *user,
+static int32_t send_presence(rb_broker *b, rb_room *r, const char *mode, const char *user,
                              uint32_t user_len, nb_broker_done_fn done, void *done_user) {
     presence_call *pc = calloc(1, sizeof *pc);
     if (!pc)
@@ -365,13 +397,32 @@ static int32_t send_presence(rb_broker *b, const rb_room *r, const char *mode, c
     pc->user_len = user_len;
     pc->done = done;
     pc->done_user = done_user;
+    pc->release = strcmp(mode, "release") == 0;
     const char *args[4] = {mode, r->name, user, b->node_id};
     size_t lens[4] = {strlen(mode), r->len, user_len, strlen(b->node_id)};
     int32_t rc =
         rb_script_call(&b->links[r->link], RB_SCRIPT_PRESENCE, 0, 4, args, lens, on_presence, pc);
     if (rc != NB_OK)
         free(pc);
+    else if (done)
+        r->claims++; /* lists wait until the claimed join is announced */
     return rc;
+}
+
+/* A user leaves before its claim, still waiting for the subscription, was
+ * sent: the claim is dropped (answered as failed; the core has forgotten
+ * the join), so a release sent now cannot run before it in Redis. */
+static void cancel_claim(rb_broker *b, rb_room *r, const char *user, uint32_t user_len) {
+    for (rb_load **pp = &r->loads; *pp;) {
+        rb_load *ld = *pp;
+        const presence_call *pc = ld->claim;
+        if (pc && pc->user_len == user_len && memcmp(pc->user, user, user_len) == 0) {
+            *pp = ld->next;
+            run_claim(b, ld, NB_ERR_CLOSED);
+        } else {
+            pp = &ld->next;
+        }
+    }
 }
 
 int32_t rb_presence(rb_broker *b, const char *room, uint32_t len, const char *user,
@@ -387,8 +438,10 @@ int32_t rb_presence(rb_broker *b, const char *room, uint32_t len, const char *us
             done(done_user, NB_ERR_NOMEM, 0);
         return NB_OK;
     }
-    if (!joined)
+    if (!joined) {
         rb_room_remove_user(r, user, user_len);
+        cancel_claim(b, r, user, user_len);
+    }
     const char *mode = !joined ? "release" : done ? "claim" : "force";
     if (done && r->wanted && r->sub != RB_SUB_ACTIVE && b->links[r->link].up) {
         /* A claim waits behind the room's subscription and first history
@@ -413,6 +466,8 @@ int32_t rb_presence(rb_broker *b, const char *room, uint32_t len, const char *us
         free(ld);
     }
     int32_t rc = send_presence(b, r, mode, user, user_len, done, done_user);
+    if (rc != NB_OK && !joined) /* the instance is down: the name is given back when it is up */
+        names_add(&r->gone, user, user_len);
     if (rc != NB_OK && done) /* the instance is down: recorded, registered when back */
         done(done_user, rc, 0);
     rb_room_maybe_free(b, r);
@@ -547,13 +602,21 @@ void rb_rooms_link_up(rb_broker *b, rb_link *l) {
         for (rb_room *r = b->buckets[k]; r; r = r->next) {
             if (r->link != l->index)
                 continue;
-            r->pv = 0; /* the bus may have lost its data: versions start again */
+            r->pv = r->shown_pv = 0; /* the bus may have lost its data: versions start again */
             if (r->wanted && r->sub == RB_SUB_NONE)
                 send_sub(b, r, 1);
-            /* this node's users, registered again (a name taken meanwhile
-             * elsewhere is shared until one of them leaves) */
-            for (uint32_t i = 0; i < r->n_users; i++)
-                send_presence(b, r, "force", r->users[i], (uint32_t)strlen(r->users[i]), NULL,
+            /* names given back while it was down, then this node's users,
+             * registered again (a name taken meanwhile elsewhere is shared
+             * until one of them leaves) */
+            rb_names gone = r->gone;
+            r->gone = (rb_names){NULL, 0, 0};
+            for (uint32_t i = 0; i < gone.n; i++)
+                if (send_presence(b, r, "release", gone.v[i], (uint32_t)strlen(gone.v[i]), NULL,
+                                  NULL) != NB_OK)
+                    names_add(&r->gone, gone.v[i], (uint32_t)strlen(gone.v[i]));
+            free(gone.v);
+            for (uint32_t i = 0; i < r->users.n; i++)
+                send_presence(b, r, "force", r->users.v[i], (uint32_t)strlen(r->users.v[i]), NULL,
                               NULL);
         }
 }
@@ -581,7 +644,8 @@ void rb_rooms_free(rb_broker *b) {
             rb_room *next = r->next;
             finish_waiters(r, NB_ERR_CLOSED);
             run_loads(b, r, NB_ERR_CLOSED);
-            free(r->users);
+            free(r->users.v);
+            free(r->gone.v);
             free(r->presence);
             free(r);
             r = next;

@@ -70,13 +70,17 @@
     "  redis.call('SREM', 'nebula:nodes', id)\n"                                                   \
     "end\n"
 
-/* ARGV: room, envelope without seq, stream length, epoch candidate.
- * Returns the message's seq. */
+/* ARGV: room, envelope without seq and ts, stream length, epoch
+ * candidate. Appends the seq and Redis's time (one clock for the whole
+ * cluster, so history and live copies carry the same ts). Returns the
+ * message's seq. */
 static const char publish_lua[] =
     PRELUDE "local room = ARGV[1]\n"
             "local seq = redis.call('INCR', 'nebula:seq:' .. room)\n"
             "redis.call('SET', 'nebula:epoch:' .. room, ARGV[4], 'NX')\n"
-            "local p = ARGV[2] .. string.char(72) .. varint(seq)\n"
+            "local t = redis.call('TIME')\n"
+            "local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+            "local p = ARGV[2] .. string.char(56) .. varint(ts) .. string.char(72) .. varint(seq)\n"
             "redis.call('XADD', 'nebula:log:' .. room, 'MAXLEN', '~', ARGV[3],\n"
             "           string.format('%d-0', seq), 'd', p)\n"
             "redis.call('PUBLISH', 'nebula:room:' .. room, p)\n"

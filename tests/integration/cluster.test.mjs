@@ -27,6 +27,7 @@ async function startNode(redises, id, extra = {}) {
   const port = await freePort();
   const srv = await startServer({
     port,
+    startTimeoutMs: 15000 * scale,
     config: makeConfig({
       port,
       server: { node_id: id },
@@ -221,6 +222,37 @@ test('Redis stops while clients chat: local delivery goes on, no busy loop, boun
     nodes.shift();
     assert.equal(out.stderr.match(/broker: down/g).length, 1, 'logged down once');
     for (const x of [a, b, c]) x.close();
+  } finally {
+    for (const n of nodes) await stopOk(n);
+    await redis.close();
+  }
+});
+
+test('Redis restarts with its data: who left meanwhile leaves the other nodes\' lists, and the order goes on', async () => {
+  const redis = await startRedis({ persist: true });
+  const nodes = [];
+  try {
+    for (let i = 0; i < 2; i++) nodes.push(await startNode([redis], `p${i}`));
+    const a = await enter(nodes[0], 'kept', 'alice');
+    const d = await enter(nodes[0], 'kept', 'dan');
+    const c = await enter(nodes[1], 'kept', 'carol');
+    assert.deepEqual(c.presence.users, ['alice', 'carol', 'dan']);
+    say(a, 'kept', 'one');
+    const one = await c.next((f) => f.type === 'message' && f.content === 'one', 5000);
+    await redis.stop();
+    await until(async () => (await metric(nodes[0], 'nebula_broker_up')) === 0, 5000 * scale, 'broker down');
+    d.close(); // leaves while Redis is away
+    await a.next((f) => f.type === 'leave' && f.sender === 'dan', 5000);
+    await redis.start();
+    for (const n of nodes) await until(async () => (await metric(n, 'nebula_broker_up')) === 1, 10000 * scale, `${n.id}: up again`);
+    // node 1 learns that dan left: no ghost
+    await c.next(hasUsers('kept', ['alice', 'carol']), 5000 * scale);
+    say(c, 'kept', 'two');
+    const two = await a.next((f) => f.type === 'message' && f.content === 'two', 5000 * scale);
+    const two1 = await c.next((f) => f.type === 'message' && f.content === 'two', 5000 * scale);
+    assert.equal(two.seq, two1.seq, 'one order on both nodes');
+    assert.ok(two1.seq > one.seq);
+    a.close(); c.close();
   } finally {
     for (const n of nodes) await stopOk(n);
     await redis.close();

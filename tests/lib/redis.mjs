@@ -50,7 +50,8 @@ export function redisCommand(port, ...args) {
 }
 
 // Start a redis-server. Returns { port, url, pid, stop(), kill(), restart(), command(...) }.
-export async function startRedis({ port } = {}) {
+// persist: keep the data across restarts (AOF, fsync always), as a production Redis would.
+export async function startRedis({ port, persist = false } = {}) {
   haveRedis();
   const p = port || await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'nebula-redis-'));
@@ -60,7 +61,8 @@ export async function startRedis({ port } = {}) {
     child: null,
     async start() {
       const child = spawn(redisServerBin, ['--port', String(p), '--bind', '127.0.0.1',
-        '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no',
+        '--save', '', '--appendonly', persist ? 'yes' : 'no', '--appendfsync', 'always',
+        '--dir', dir, '--daemonize', 'no',
         '--loglevel', 'warning'], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d) => { stderr += d; });
