@@ -21,11 +21,13 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 ARGS ?=
 
-# prometheus (promtool), systemd (systemd-analyze), curl: the offline check of deployments/
+# prometheus (promtool), systemd (systemd-analyze), curl, docker-compose: the offline
+# check of deployments/; haproxy: deployments/local-cluster.sh and its test
 APT_PACKAGES := build-essential pkg-config meson ninja-build clang libclang-rt-14-dev \
   valgrind cppcheck clang-tidy clang-format libev-dev libwslay-dev libcjson-dev \
   libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev sqlite3 libhiredis-dev libssl-dev \
-  libcunit1-dev redis-server redis-tools haproxy jq curl chromium prometheus systemd
+  libcunit1-dev redis-server redis-tools jq curl chromium prometheus systemd \
+  haproxy docker-compose
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

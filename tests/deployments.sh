@@ -8,7 +8,16 @@
 #   prometheus.yml      promtool check config;
 #   /metrics            promtool check metrics on a running node's page;
 #   grafana/nebula.json valid JSON with the parts an import needs, and every
-#                       metric a panel queries is served by a running node.
+#                       metric a panel queries is served by a running node;
+#   haproxy.cfg         haproxy -c, and the settings the cluster relies on
+#                       (room affinity, /readyz checks, WebSocket timeouts);
+#                       the copy local-cluster.sh generates is valid too;
+#   docker-compose.yml  docker-compose config (no engine needed), the
+#                       image built from deployments/Dockerfile;
+#   Dockerfile          the files it copies exist, a non-root USER and a
+#                       HEALTHCHECK on /healthz;
+#   nebula.docker.conf  nebula --check-config.
+# local-cluster.sh itself runs in tests/integration/local_cluster.test.mjs.
 # Usage: tests/deployments.sh NEBULA_BIN PLUGIN_DIR  (meson passes both; suite "deploy")
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +28,9 @@ bad() {
   echo "FAIL: $*"
   fail=1
 }
-for tool in systemd-analyze promtool jq curl; do
+for tool in systemd-analyze promtool jq curl haproxy docker-compose; do
   command -v "$tool" >/dev/null || {
-    echo "FAIL: no '$tool' command (Makefile APT_PACKAGES: systemd, prometheus, jq, curl)"
+    echo "FAIL: no '$tool' command (Makefile APT_PACKAGES: systemd, prometheus, jq, curl, haproxy, docker-compose)"
     exit 1
   }
 done
@@ -82,7 +91,10 @@ ready_cmd=$(key ExecStartPost | sed "s|^/bin/sh -c '||; s|'$||; s|\\$\\$|\\$|g")
 if ! NEBULA_READY_URL=http://127.0.0.1:$port/readyz /bin/sh -c "$ready_cmd"; then
   bad "ExecStartPost does not pass against a ready node"
 fi
-if NEBULA_READY_URL=http://127.0.0.1:1/readyz /bin/sh -c "$ready_cmd" 2>/dev/null; then
+# A port nobody listens on (even port 1 may be taken on a shared machine).
+closed_port=1
+while (exec 3<>"/dev/tcp/127.0.0.1/$closed_port") 2>/dev/null; do closed_port=$((30000 + RANDOM % 30000)); done
+if NEBULA_READY_URL=http://127.0.0.1:$closed_port/readyz /bin/sh -c "$ready_cmd" 2>/dev/null; then
   bad "ExecStartPost passes with no node listening"
 fi
 
@@ -113,6 +125,56 @@ for m in $used; do
     bad "$dash queries $m, which no node serves"
 done
 echo "$(wc -w <<<"$used") metric names in $(jq '.panels | length' "$dash") panels"
+
+echo "== haproxy.cfg"
+cfg=deployments/haproxy.cfg
+haproxy -c -f "$cfg" || bad "haproxy -c -f $cfg"
+# Room affinity is the point of this file: the room parameter, hashed
+# consistently (balance uri would hash the username too).
+for want in '^ *balance url_param room$' '^ *hash-type consistent$' '^ *option httpchk GET /readyz$' \
+  '^ *timeout tunnel ' '^ *mode http$' '# BEGIN servers' '# END servers'; do
+  grep -q "$want" "$cfg" || bad "$cfg has no line matching '$want'"
+done
+RUN_DIR="$tmp/cluster" NODES=2 NEBULA_BIN="$bin" PLUGIN_DIR="$plugin_dir" BROKER=none \
+  deployments/local-cluster.sh config >/dev/null || bad "local-cluster.sh config"
+[ "$(grep -c '^ *server node[0-9]* 127\.0\.0\.1:[0-9]* check$' "$tmp/cluster/haproxy/haproxy.cfg")" = 2 ] ||
+  bad "local-cluster.sh's haproxy.cfg does not list its 2 nodes"
+
+echo "== docker-compose.yml"
+compose=deployments/docker-compose.yml
+# One run (docker-compose starts slowly): the check and the resolved file.
+docker-compose -f "$compose" config >"$tmp/compose.yml" || bad "docker-compose -f $compose config"
+for service in redis nebula haproxy; do
+  grep -q "^  $service:" "$tmp/compose.yml" || bad "$compose has no service $service"
+done
+grep -q 'dockerfile: deployments/Dockerfile' "$tmp/compose.yml" || bad "$compose does not build nebula from deployments/Dockerfile"
+
+echo "== Dockerfile"
+df=deployments/Dockerfile
+# COPY sources in the build context (the repository root), not --from stages.
+sed -n 's/^COPY \([^-][^ ]*\) .*/\1/p' "$df" | while read -r src; do
+  [ -e "$src" ] || echo "$src"
+done >"$tmp/missing"
+[ -s "$tmp/missing" ] && bad "$df copies what the repository does not have: $(tr '\n' ' ' <"$tmp/missing")"
+[ "$(grep -c '^FROM ' "$df")" -ge 2 ] || bad "$df is not multi-stage"
+user=$(sed -n 's/^USER //p' "$df" | tail -1)
+[ -n "$user" ] && [ "$user" != root ] && [ "$user" != 0 ] || bad "$df runs as root"
+grep -A1 '^HEALTHCHECK' "$df" | grep -q '/healthz' || bad "$df has no HEALTHCHECK on /healthz"
+
+echo "== nebula.docker.conf"
+# The image's paths do not exist here: this build's plugins and web root
+# stand in; without the broker plugin built, broker "none" is checked.
+dconf="$tmp/nebula.docker.conf"
+sed "s#^web_root = .*#web_root = \"$PWD/web\"#; s#^\[plugins\]#[plugins]\ndir = \"$plugin_dir\"#" \
+  deployments/nebula.docker.conf >"$dconf"
+if [ ! -f "$plugin_dir/broker-redis.so" ]; then
+  echo "(no broker-redis.so in $plugin_dir: checking with broker = \"none\")"
+  sed -i 's/^broker = .*/broker = "none"/; /^\[broker-redis\]/,$d' "$dconf"
+fi
+"$bin" --check-config "$dconf" >"$tmp/check.txt" 2>&1 || {
+  cat "$tmp/check.txt"
+  bad "nebula --check-config deployments/nebula.docker.conf"
+}
 
 [ $fail -eq 0 ] && echo "deployments: all checks passed"
 exit $fail

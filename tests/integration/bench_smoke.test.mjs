@@ -83,3 +83,46 @@ test('nebula-bench --codec proto against a JSON-only server: the upgrade is refu
     await srv.stop();
   }
 });
+
+// --targets: connections spread over several servers that share nothing
+// (broker "none"). By room, each room's members meet on one server and
+// every copy arrives; by connection, a room's members are split over both
+// servers and each sees only the copies of its own half, which shows the
+// connections really went to both. --server-pid sums their RSS.
+test('nebula-bench --targets: two servers, spread by room and by connection', { timeout: 60000 }, async () => {
+  const limits = { messages_per_second: 0, max_queued_bytes: 67108864 };
+  const a = await startServer({ limits, plugins: { broker: 'none' } });
+  const b = await startServer({ limits, plugins: { broker: 'none' } });
+  try {
+    const targets = `127.0.0.1:${a.port},127.0.0.1:${b.port}`;
+    const common = ['S2', '--targets', targets, '--connections', '200', '--room-size', '10', '--rate', '1',
+      '--duration', '2', '--warmup', '0.5', '--drain', '1'];
+    const byRoom = await runBench([...common, '--server-pid', `${a.pid},${b.pid}`, '--fail-on-loss'], 40000);
+    assert.equal(byRoom.code, 0, `exit ${byRoom.code}\n${byRoom.stderr}`);
+    const r = JSON.parse(byRoom.stdout);
+    assert.deepEqual(r.params.targets, [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`]);
+    assert.equal(r.params.spread, 'room');
+    assert.deepEqual(r.params.server_pid, [a.pid, b.pid]);
+    assert.equal(r.connections.ok, 200);
+    assert.ok(r.messages.expected > 0);
+    assert.equal(r.messages.lost, 0);
+    assert.ok(r.server_rss_kb.after_connect > 0);
+
+    const byConn = await runBench([...common, '--spread', 'connection'], 40000);
+    assert.equal(byConn.code, 0, `exit ${byConn.code}\n${byConn.stderr}`);
+    const c = JSON.parse(byConn.stdout);
+    assert.equal(c.connections.ok, 200);
+    // Rooms of 10 split 5 + 5: each message reaches half its room.
+    assert.ok(Math.abs(c.messages.loss_pct - 50) < 5, `loss ${c.messages.loss_pct} %, expected about 50 %`);
+
+    const bad = await runBench(['S2', '--targets', '127.0.0.1', '--connections', '2'], 10000);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /not HOST:PORT/);
+    const both = await runBench(['S2', '--targets', targets, '--port', '1', '--connections', '2'], 10000);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /replaces --host and --port/);
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});

@@ -23,12 +23,26 @@
  * socket, stdio) under the 20,000 open-file limit of this machine. */
 #define BENCH_MAX_CONNS_PER_WORKER 19900
 #define BENCH_MAX_STEPS 64
+/* --targets: servers a run spreads its connections over (a cluster's
+ * nodes); --server-pid takes as many PIDs. */
+#define BENCH_MAX_TARGETS 64
 
 enum scenario { SC_S1 = 1, SC_S2, SC_S3, SC_S4 };
 
 /* --codec: what the connections speak. Mixed: even ids JSON, odd ids
  * Protobuf, so every room of two or more has members of both. */
 enum codec_mode { CODEC_JSON = 0, CODEC_PROTO, CODEC_MIXED };
+
+/* One server to connect to: the address connect() uses and the text the
+ * upgrade's Host header names. */
+typedef struct bench_target {
+    char host[64];
+    struct in_addr addr;
+    uint16_t port;
+} bench_target;
+
+/* --spread: how connections are assigned to --targets. */
+enum spread_mode { SPREAD_ROOM = 0, SPREAD_CONNECTION };
 
 typedef struct bench_params {
     enum scenario scen;
@@ -48,12 +62,13 @@ typedef struct bench_params {
     int retries;            /* extra attempts per connection */
     long content_bytes;
     int processes;
-    char host[64];
-    struct in_addr host_addr;
-    uint16_t port;
+    bench_target targets[BENCH_MAX_TARGETS]; /* --host/--port: one */
+    int n_targets;
+    enum spread_mode spread;
     bool src_bind;
     struct in_addr src_base;
-    long server_pid; /* 0: no RSS sampling */
+    long server_pids[BENCH_MAX_TARGETS]; /* RSS is their sum */
+    int n_server_pids;                   /* 0: no RSS sampling */
     bool fail_on_loss;
     int max_steps;       /* auto S3 */
     double p99_limit_ms; /* auto S3 stop rule */
@@ -62,6 +77,14 @@ typedef struct bench_params {
     enum codec_mode codec;
     bool codec_given; /* --codec given: JSON connections name nebula.json.v1 too */
 } bench_params;
+
+/* Which target connection `id` in room `room` connects to: by room, every
+ * member of a room shares a node (what a load balancer's room affinity
+ * does; needed when the nodes share no broker); by connection, a room's
+ * members are spread over all nodes (every delivery crosses the broker). */
+static inline uint32_t bench_conn_target(const bench_params *p, uint32_t id, uint32_t room) {
+    return (p->spread == SPREAD_ROOM ? room : id) % (uint32_t)p->n_targets;
+}
 
 /* Whether connection `id` speaks Protobuf under p->codec. */
 static inline bool bench_conn_proto(const bench_params *p, uint32_t id) {

@@ -220,7 +220,8 @@ int client_start(worker *w, conn *c) {
     c->state = C_CONNECTING;
     c->close_sent = c->we_closed = false;
     ev_io_init(&c->io, io_cb, fd, EV_WRITE);
-    if (connect(fd, (const struct sockaddr *)&w->dst, sizeof w->dst) != 0 && errno != EINPROGRESS) {
+    const struct sockaddr_in *dst = &w->dst[c->target];
+    if (connect(fd, (const struct sockaddr *)dst, sizeof *dst) != 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         c->io.fd = -1;
@@ -268,7 +269,8 @@ static void send_upgrade(worker *w, conn *c) {
                      "Sec-WebSocket-Key: %s\r\n"
                      "%s%s%s"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     w->p->room_prefix, c->room, c->id, w->p->host, (unsigned)w->p->port, key,
+                     w->p->room_prefix, c->room, c->id, w->p->targets[c->target].host,
+                     (unsigned)w->p->targets[c->target].port, key,
                      sub ? "Sec-WebSocket-Protocol: " : "", sub ? sub : "", sub ? "\r\n" : "");
     c->state = C_HANDSHAKE;
     want(w, c, EV_READ);

@@ -63,8 +63,17 @@ static const char usage_text[] =
     "Target:\n"
     "  --host ADDR            server IPv4 address [127.0.0.1]\n"
     "  --port PORT            server port [8080]\n"
-    "  --server-pid PID       sample the server's VmRSS (/proc/PID/status) before\n"
-    "                         connecting, after all connected and idle, at the end\n"
+    "  --targets H:P,H:P,...  several servers (a cluster's nodes, up to 64) instead\n"
+    "                         of --host/--port; connections are spread by --spread\n"
+    "  --spread room|connection\n"
+    "                         with --targets: room r goes to target r mod T, so a\n"
+    "                         room's members share a node (no broker needed); or\n"
+    "                         connection i to target i mod T, so every room spans\n"
+    "                         the nodes (deliveries cross the broker) [room]\n"
+    "  --server-pid PID[,PID...]\n"
+    "                         sample the server's VmRSS (/proc/PID/status) before\n"
+    "                         connecting, after all connected and idle, at the end;\n"
+    "                         with several PIDs, their sum\n"
     "Shape:\n"
     "  --connections N        connections in total\n"
     "  --room-size N          members per room (rooms are filled in id order)\n"
@@ -115,7 +124,9 @@ static const char usage_text[] =
     "  nebula-bench S1 --port 9200 --connections 19000 --server-pid $(pidof nebula)\n"
     "  nebula-bench S2 --port 9200 --connections 1000 --rate 1 --duration 5 --fail-on-loss\n"
     "  nebula-bench S3 --port 9200 --room-size 2000 --senders 20 --rates 50,100,200,400\n"
-    "  nebula-bench S4 --port 9100 --rates 0.1 --server-pid $(pidof go-gorilla)\n";
+    "  nebula-bench S4 --port 9100 --rates 0.1 --server-pid $(pidof go-gorilla)\n"
+    "  nebula-bench S2 --targets 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103 \\\n"
+    "      --connections 30000 --rate 0.1\n";
 
 /* ---- argument parsing ------------------------------------------------- */
 
@@ -176,6 +187,47 @@ static struct in_addr ipv4(const char *opt, const char *s) {
     return a;
 }
 
+/* --targets H:P,H:P,...: IPv4 addresses, as connect() needs no resolver. */
+static void parse_targets(bench_params *p, const char *s) {
+    char buf[4096];
+    if (strlen(s) >= sizeof buf)
+        die_usage("--targets: list too long: '%.40s...'", s);
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    p->n_targets = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (p->n_targets == BENCH_MAX_TARGETS)
+            die_usage("--targets: at most 64 servers: %.60s", s);
+        char *colon = strrchr(tok, ':');
+        if (!colon || colon == tok || (size_t)(colon - tok) >= sizeof p->targets[0].host)
+            die_usage("--targets: '%s' is not HOST:PORT", tok);
+        *colon = '\0';
+        bench_target *t = &p->targets[p->n_targets++];
+        snprintf(t->host, sizeof t->host, "%s", tok);
+        t->addr = ipv4("--targets", tok);
+        t->port = (uint16_t)whole("--targets port", colon + 1, 1, 65535);
+    }
+    if (!p->n_targets)
+        die_usage("--targets: empty list: '%s'", s);
+}
+
+/* --server-pid PID[,PID...] */
+static void parse_pids(bench_params *p, const char *s) {
+    char buf[1024];
+    if (strlen(s) >= sizeof buf)
+        die_usage("--server-pid: list too long: '%.40s...'", s);
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    p->n_server_pids = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (p->n_server_pids == BENCH_MAX_TARGETS)
+            die_usage("--server-pid: at most 64 PIDs: %.60s", s);
+        p->server_pids[p->n_server_pids++] = whole("--server-pid", tok, 1, 1L << 30);
+    }
+    if (!p->n_server_pids)
+        die_usage("--server-pid: empty list: '%s'", s);
+}
+
 static bool loopback(struct in_addr a) {
     return (ntohl(a.s_addr) >> 24) == 127;
 }
@@ -207,6 +259,8 @@ enum {
     O_SEED,
     O_SCEN,
     O_CODEC,
+    O_TARGETS,
+    O_SPREAD,
 };
 
 static void parse_args(bench_params *p, int argc, char **argv) {
@@ -237,6 +291,8 @@ static void parse_args(bench_params *p, int argc, char **argv) {
         {"seed", required_argument, NULL, O_SEED},
         {"scenario", required_argument, NULL, O_SCEN},
         {"codec", required_argument, NULL, O_CODEC},
+        {"targets", required_argument, NULL, O_TARGETS},
+        {"spread", required_argument, NULL, O_SPREAD},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -244,8 +300,8 @@ static void parse_args(bench_params *p, int argc, char **argv) {
     long conns = -1, room = -1, senders = -1, content = 64, procs = -1;
     double rate = NAN, duration = NAN, warmup = 2, drain = 2, settle = NAN;
     const char *rates = NULL, *scen = NULL, *src = NULL;
-    const char *host = "127.0.0.1";
-    p->port = 8080;
+    const char *host = NULL, *targets = NULL;
+    long port = -1;
     p->connect_rate = 2000;
     p->connect_timeout = 10;
     p->inflight = 256;
@@ -265,7 +321,7 @@ static void parse_args(bench_params *p, int argc, char **argv) {
             host = optarg;
             break;
         case O_PORT:
-            p->port = (uint16_t)whole("--port", optarg, 1, 65535);
+            port = whole("--port", optarg, 1, 65535);
             break;
         case O_CONNS:
             conns = whole("--connections", optarg, 1, 1000000);
@@ -327,7 +383,7 @@ static void parse_args(bench_params *p, int argc, char **argv) {
             p->retries = (int)whole("--retries", optarg, 0, 10);
             break;
         case O_PID:
-            p->server_pid = whole("--server-pid", optarg, 1, 1L << 30);
+            parse_pids(p, optarg);
             break;
         case O_FAIL:
             p->fail_on_loss = true;
@@ -351,6 +407,17 @@ static void parse_args(bench_params *p, int argc, char **argv) {
             break;
         case O_SCEN:
             scen = optarg;
+            break;
+        case O_TARGETS:
+            targets = optarg;
+            break;
+        case O_SPREAD:
+            if (strcmp(optarg, "room") == 0)
+                p->spread = SPREAD_ROOM;
+            else if (strcmp(optarg, "connection") == 0)
+                p->spread = SPREAD_CONNECTION;
+            else
+                die_usage("--spread must be room or connection, not '%s'", optarg);
             break;
         default:
             fprintf(stderr, "(see nebula-bench --help)\n");
@@ -436,14 +503,26 @@ static void parse_args(bench_params *p, int argc, char **argv) {
     p->drain = drain;
     p->content_bytes = content;
 
-    snprintf(p->host, sizeof p->host, "%s", host);
-    p->host_addr = ipv4("--host", host);
+    if (targets) {
+        if (host || port >= 0)
+            die_usage("%s", "--targets replaces --host and --port: give one or the other");
+        parse_targets(p, targets);
+    } else {
+        bench_target *t = &p->targets[0];
+        host = host ? host : "127.0.0.1";
+        if (strlen(host) >= sizeof t->host)
+            die_usage("--host: too long: '%.40s...'", host);
+        snprintf(t->host, sizeof t->host, "%s", host);
+        t->addr = ipv4("--host", host);
+        t->port = (uint16_t)(port >= 0 ? port : 8080);
+        p->n_targets = 1;
+    }
     if (src && strcmp(src, "none") == 0) {
         p->src_bind = false;
     } else if (src) {
         p->src_bind = true;
         p->src_base = ipv4("--src-base", src);
-    } else if (loopback(p->host_addr)) {
+    } else if (loopback(p->targets[0].addr)) {
         p->src_bind = true;
         p->src_base = ipv4("--src-base", "127.0.0.2");
     }
@@ -510,6 +589,18 @@ static long read_rss_kb(long pid) {
             break;
     fclose(f);
     return kb;
+}
+
+/* The servers' VmRSS added up; -1 when one of them cannot be read. */
+static long read_rss_total_kb(const bench_params *p) {
+    long sum = 0;
+    for (int i = 0; i < p->n_server_pids; i++) {
+        long kb = read_rss_kb(p->server_pids[i]);
+        if (kb < 0)
+            return -1;
+        sum += kb;
+    }
+    return sum;
 }
 
 static void fail_run(parent *P, const char *fmt, const char *arg) {
@@ -814,16 +905,17 @@ static int run(const bench_params *p, run_result *r) {
         goto out;
     }
 
-    if (p->server_pid) {
-        r->rss_before = read_rss_kb(p->server_pid);
+    if (p->n_server_pids) {
+        r->rss_before = read_rss_total_kb(p);
         if (r->rss_before < 0)
-            fprintf(stderr, "nebula-bench: cannot read /proc/%ld/status: no RSS figures\n",
-                    p->server_pid);
+            fprintf(stderr, "nebula-bench: cannot read /proc/PID/status of a --server-pid: no "
+                            "RSS figures\n");
     }
     fprintf(stderr,
-            "nebula-bench: %s against %s:%u: %ld connections in %ld room(s) of %ld, %d "
+            "nebula-bench: %s against %s:%u%s: %ld connections in %ld room(s) of %ld, %d "
             "process(es)\n",
-            p->scen_name, p->host, (unsigned)p->port, p->connections, p->rooms, p->room_size,
+            p->scen_name, p->targets[0].host, (unsigned)p->targets[0].port,
+            p->n_targets > 1 ? " and more (--targets)" : "", p->connections, p->rooms, p->room_size,
             p->processes);
 
     fflush(NULL);
@@ -885,7 +977,7 @@ static int run(const bench_params *p, run_result *r) {
     P.phase_t0 = now_ns();
     if (pump_until(&P, NULL, P.phase_t0 + (uint64_t)(p->settle * 1e9)) < 0)
         goto quit;
-    r->rss_after = read_rss_kb(p->server_pid);
+    r->rss_after = p->n_server_pids ? read_rss_total_kb(p) : -1;
 
     if (p->scen == SC_S1) {
         P.phase = "S1 idle";
@@ -895,7 +987,7 @@ static int run(const bench_params *p, run_result *r) {
     } else {
         run_steps(&P);
     }
-    r->rss_end = read_rss_kb(p->server_pid);
+    r->rss_end = p->n_server_pids ? read_rss_total_kb(p) : -1;
 
 quit:
     if (g_stop && strcmp(r->status, "error") != 0) {

@@ -91,7 +91,15 @@ void report_print(FILE *out, const bench_params *p, const run_result *r) {
     fprintf(out,
             "  \"params\": {\"host\": \"%s\", \"port\": %u, \"connections\": %ld, "
             "\"room_size\": %ld, \"rooms\": %ld, \"senders\": %ld, ",
-            p->host, (unsigned)p->port, p->connections, p->room_size, p->rooms, p->senders);
+            p->targets[0].host, (unsigned)p->targets[0].port, p->connections, p->room_size,
+            p->rooms, p->senders);
+    if (p->n_targets > 1) {
+        fprintf(out, "\"targets\": [");
+        for (int i = 0; i < p->n_targets; i++)
+            fprintf(out, "%s\"%s:%u\"", i ? ", " : "", p->targets[i].host,
+                    (unsigned)p->targets[i].port);
+        fprintf(out, "], \"spread\": \"%s\", ", p->spread == SPREAD_ROOM ? "room" : "connection");
+    }
     if (p->scen != SC_S1) {
         if (p->auto_rates) {
             fprintf(out, "\"rates\": \"auto\", ");
@@ -124,10 +132,16 @@ void report_print(FILE *out, const bench_params *p, const run_result *r) {
             ", \"connect_rate\": %g, \"connect_timeout_s\": %g, \"inflight\": %d, "
             "\"retries\": %d, \"server_pid\": ",
             p->connect_rate, p->connect_timeout, p->inflight, p->retries);
-    if (p->server_pid)
-        fprintf(out, "%ld", p->server_pid);
-    else
+    if (p->n_server_pids == 1) {
+        fprintf(out, "%ld", p->server_pids[0]);
+    } else if (p->n_server_pids > 1) {
+        fprintf(out, "[");
+        for (int i = 0; i < p->n_server_pids; i++)
+            fprintf(out, "%s%ld", i ? ", " : "", p->server_pids[i]);
+        fprintf(out, "]");
+    } else {
         fprintf(out, "null");
+    }
     fprintf(out, ", \"room_prefix\": ");
     json_str(out, p->room_prefix);
     fprintf(out, "},\n");
@@ -202,7 +216,7 @@ void report_print(FILE *out, const bench_params *p, const run_result *r) {
     }
 
     fprintf(out, "  \"server_rss_kb\": ");
-    if (p->server_pid) {
+    if (p->n_server_pids) {
         fprintf(out, "{");
         rss_json(out, "before", r->rss_before);
         fprintf(out, ", ");

@@ -416,9 +416,11 @@ int worker_main(const bench_params *p, int index, int ctl_fd) {
     hist_reset(&w->sr.at_socket);
     hist_reset(&w->sr.lag);
 
-    w->dst.sin_family = AF_INET;
-    w->dst.sin_addr = p->host_addr;
-    w->dst.sin_port = htons(p->port);
+    for (int t = 0; t < p->n_targets; t++) {
+        w->dst[t].sin_family = AF_INET;
+        w->dst[t].sin_addr = p->targets[t].addr;
+        w->dst[t].sin_port = htons(p->targets[t].port);
+    }
     w->src.sin_family = AF_INET;
     w->src.sin_addr.s_addr = htonl(ntohl(p->src_base.s_addr) + (uint32_t)index);
     for (uint32_t k = 0; k < w->n; k++) {
@@ -427,6 +429,7 @@ int worker_main(const bench_params *p, int index, int ctl_fd) {
         c->id = (uint32_t)id;
         c->room = (uint32_t)(id / (uint64_t)p->room_size);
         c->sender = is_sender(p, id);
+        c->target = (uint8_t)bench_conn_target(p, c->id, c->room);
         c->io.fd = -1;
     }
 

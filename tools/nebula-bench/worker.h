@@ -26,6 +26,7 @@ typedef struct conn {
     uint8_t state;
     uint8_t attempts;
     uint8_t frag_op; /* opcode of a fragmented message in progress, or 0 */
+    uint8_t target;  /* index in p->targets and worker.dst */
     bool sender;
     bool close_sent; /* a close frame went out (ours or the echo) */
     bool we_closed;  /* we started the closing handshake */
@@ -47,7 +48,7 @@ typedef struct worker {
     int index;
     int ctl_fd;
     struct ev_loop *loop;
-    struct sockaddr_in dst, src;
+    struct sockaddr_in dst[BENCH_MAX_TARGETS], src;
     conn *conns;
     uint32_t n;
 
