@@ -46,6 +46,9 @@ int log_start(uint32_t queue_bytes, uint32_t repeat_window_ms);
 /* Write out what is queued (and the pending repeat counts), stop the
  * thread; later lines are written directly. */
 void log_stop(void);
+/* Before _exit(): write what the queue holds, from the calling thread, so
+ * the last lines (why the process exits) are not lost with it. */
+void log_flush_before_exit(void);
 
 void log_msgv(uint32_t level, const char *origin, const char *fmt, va_list ap);
 void log_msg(uint32_t level, const char *origin, const char *fmt, ...)

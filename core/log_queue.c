@@ -164,3 +164,14 @@ void log_stop(void) {
     pthread_mutex_unlock(&lock);
     log_repeat_configure(0);
 }
+
+void log_flush_before_exit(void) {
+    pthread_mutex_lock(&lock);
+    while (ring && ring_len) {
+        size_t n = ring_len < ring_cap - ring_head ? ring_len : ring_cap - ring_head;
+        write_all(ring + ring_head, n);
+        ring_head = (ring_head + n) % ring_cap;
+        ring_len -= n;
+    }
+    pthread_mutex_unlock(&lock);
+}

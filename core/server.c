@@ -241,6 +241,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *sig, int revents) {
         /* The operator does not want to wait: nothing more is flushed. */
         log_warn("received %s again: exiting now (status %d) without finishing the shutdown", name,
                  128 + sig->signum);
+        log_flush_before_exit();
         _exit(128 + sig->signum);
     }
     log_info("received %s", name);
@@ -312,6 +313,7 @@ int server_run(nb_server *srv) {
     if (writer_stop_within(srv->writer, time_left_ms(srv)) != 0) {
         /* A store stuck in a flush: its thread cannot be freed under it. */
         log_error("the store did not stop within shutdown_timeout_ms; exiting without it");
+        log_flush_before_exit();
         _exit(1);
     }
     ev_async_stop(loop, &srv->main_wake);

@@ -116,8 +116,8 @@ test('a stderr nobody reads does not stall the chat; dropped lines are counted',
       s.on('error', resolve);
     });
     for (let i = 0; i < 3000; i += 50) await Promise.all(Array.from({ length: 50 }, refused));
-    const a = new Client(`ws://127.0.0.1:${port}/ws?room=r&username=alice`);
-    const b = new Client(`ws://127.0.0.1:${port}/ws?room=r&username=bob`);
+    const a = await Client.connect(`ws://127.0.0.1:${port}/ws?room=r&username=alice`);
+    const b = await Client.connect(`ws://127.0.0.1:${port}/ws?room=r&username=bob`);
     await b.next((f) => f.type === 'presence' && f.users.includes('alice') && f.users.includes('bob'), 5000);
     const t0 = Date.now();
     for (let i = 0; i < 50; i++) a.send({ type: 'message', room: 'r', content: `m${i}` });
