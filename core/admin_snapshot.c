@@ -1,5 +1,7 @@
 #include "admin_snapshot.h"
 
+#include "cluster.h"
+
 #include "buf.h"
 #include "clock.h"
 #include "core_metrics.h"
@@ -79,13 +81,26 @@ static double quantile(double q, const uint64_t *now, const uint64_t *then, cons
 /* The cluster as this node knows it. Until the broker reports the other
  * nodes' figures (the source /cluster lists them from), this node alone,
  * with the broker's count of the others beside it. */
+/* Another node, as the broker's heartbeats describe it (GET /cluster's
+ * table): its rate is not known here. */
+static void put_peer(void *user, const char *id, uint32_t connections, uint32_t rooms) {
+    out *o = user;
+    put(o, ",{\"id\":");
+    put_str(o, id);
+    put(o, ",\"self\":false,\"connections\":%u,\"rooms\":%u,\"message_rate\":null}", connections,
+        rooms);
+}
+
 static void put_cluster(out *o, nb_server *srv, int64_t connections, int64_t rooms, double rate) {
-    put(o, ",\"cluster\":{\"source\":\"local\",\"nodes\":[{\"id\":");
+    put(o, ",\"cluster\":{\"source\":\"%s\",\"nodes\":[{\"id\":", srv->broker ? "broker" : "local");
     put_str(o, srv->settings.node_id);
     put(o, ",\"self\":true,\"connections\":%" PRId64 ",\"rooms\":%" PRId64 ",\"message_rate\":",
         connections, rooms);
     put_num_or_null(o, rate);
-    put(o, "}]}");
+    put(o, "}");
+    if (srv->broker)
+        cluster_each_peer(put_peer, o);
+    put(o, "]}");
 }
 
 nb_buf *admin_snapshot(nb_server *srv, nb_admin_window *win) {

@@ -117,6 +117,15 @@ static int cmp_nodes(const void *a, const void *b) {
     return strcmp(((const cluster_node *)a)->id, ((const cluster_node *)b)->id);
 }
 
+void cluster_each_peer(void (*fn)(void *user, const char *id, uint32_t connections, uint32_t rooms),
+                       void *user) {
+    pthread_mutex_lock(&lock);
+    qsort(nodes, n_nodes, sizeof *nodes, cmp_nodes);
+    for (uint32_t i = 0; i < n_nodes; i++)
+        fn(user, nodes[i].id, nodes[i].connections, nodes[i].rooms);
+    pthread_mutex_unlock(&lock);
+}
+
 nb_buf *cluster_render(nb_server *srv) {
     nb_buf *b = buf_new(0, 256);
     if (!b)

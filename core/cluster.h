@@ -18,6 +18,10 @@ void cluster_seen(nb_server *srv, const char *node_id, uint32_t connections, uin
 void cluster_forget(nb_server *srv, const char *node_id);
 /* Any thread: the JSON body of GET /cluster (one reference), or NULL. */
 nb_buf *cluster_render(nb_server *srv);
+/* Call fn for every other live node the broker reported (sorted by id),
+ * under the table's lock: fn must not call back into cluster_*. */
+void cluster_each_peer(void (*fn)(void *user, const char *id, uint32_t connections, uint32_t rooms),
+                       void *user);
 /* At exit: forget every node. */
 void cluster_reset(void);
 #endif

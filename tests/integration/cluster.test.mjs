@@ -22,6 +22,7 @@ const scale = slow ? 4 : 1;
 const HEARTBEAT_MS = 200;
 const NODE_TTL_MS = 1000 * scale;
 const BOUND_MS = NODE_TTL_MS + HEARTBEAT_MS;
+const ADMIN_TOKEN = 'cluster-admin-token-0123';
 
 async function startNode(redises, id, extra = {}) {
   const port = await freePort();
@@ -33,7 +34,8 @@ async function startNode(redises, id, extra = {}) {
       server: { node_id: id },
       limits: { messages_per_second: 0 },
       plugins: { broker: 'broker-redis', store: 'none' },
-      extra: brokerSection(redises, { heartbeat_ms: HEARTBEAT_MS, node_ttl_ms: NODE_TTL_MS, reconnect_max_ms: 500, ...extra }),
+      extra: brokerSection(redises, { heartbeat_ms: HEARTBEAT_MS, node_ttl_ms: NODE_TTL_MS, reconnect_max_ms: 500, ...extra })
+        + `\n[admin]\ntoken = "${ADMIN_TOKEN}"\n`,
     }),
   });
   srv.id = id;
@@ -147,6 +149,11 @@ test('three nodes: one order, one presence list, joins and leaves, room isolatio
         && j.nodes.find((n) => n.id === 'n2').connections >= 2;
     }, 5000, '/cluster lists n0, n1, n2 with n2\'s connections');
     assert.equal(await metric(nodes[0], 'nebula_cluster_nodes'), 2, 'two other nodes');
+    // the admin dashboard's snapshot shows the same cluster
+    const snap = await (await fetch(`${nodes[0].url}/admin/snapshot?token=${ADMIN_TOKEN}`)).json();
+    assert.equal(snap.cluster.source, 'broker');
+    assert.deepEqual(snap.cluster.nodes.map((n) => n.id).sort(), ['n0', 'n1', 'n2']);
+    assert.equal(snap.cluster.nodes.filter((n) => n.self).map((n) => n.id).join(), 'n0');
   } finally {
     for (const x of clients) x.close();
     for (const n of nodes) await stopOk(n);
