@@ -120,7 +120,8 @@ static int cmp_nodes(const void *a, const void *b) {
 void cluster_each_peer(void (*fn)(void *user, const char *id, uint32_t connections, uint32_t rooms),
                        void *user) {
     pthread_mutex_lock(&lock);
-    qsort(nodes, n_nodes, sizeof *nodes, cmp_nodes);
+    if (n_nodes) /* qsort wants a pointer even for nothing */
+        qsort(nodes, n_nodes, sizeof *nodes, cmp_nodes);
     for (uint32_t i = 0; i < n_nodes; i++)
         fn(user, nodes[i].id, nodes[i].connections, nodes[i].rooms);
     pthread_mutex_unlock(&lock);
@@ -140,7 +141,8 @@ nb_buf *cluster_render(nb_server *srv) {
     buf_append(&b, ",\"nodes\":[", 10);
     put_node(&b, srv->settings.node_id, conns, rooms, 1);
     pthread_mutex_lock(&lock);
-    qsort(nodes, n_nodes, sizeof *nodes, cmp_nodes);
+    if (n_nodes) /* qsort wants a pointer even for nothing */
+        qsort(nodes, n_nodes, sizeof *nodes, cmp_nodes);
     for (uint32_t i = 0; i < n_nodes; i++) {
         buf_append(&b, ",", 1);
         put_node(&b, nodes[i].id, nodes[i].connections, nodes[i].rooms, 0);
