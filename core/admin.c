@@ -100,13 +100,7 @@ int32_t admin_open(nb_worker *w, struct nb_conn *conn, const nb_open_request *re
     s->active_at_ms = clock_mono_ms();
     snprintf(s->user, sizeof s->user, "(admin)");
     s->user_len = (uint32_t)strlen(s->user);
-    s->next = w->sessions;
-    if (w->sessions)
-        w->sessions->prev = s;
-    else
-        w->sessions_tail = s;
-    w->sessions = s;
-    w->n_sessions++;
+    session_link(w, s);
     reply->session = s;
     reply->subprotocol = NULL;
     log_info("admin feed opened from %s", req->peer ? req->peer : "?");

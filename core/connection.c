@@ -131,13 +131,7 @@ int32_t session_open(struct nb_plugin_ctx *ctx, struct nb_conn *conn, const nb_o
         *s->first = f;
     }
 
-    s->next = w->sessions;
-    if (w->sessions)
-        w->sessions->prev = s;
-    else
-        w->sessions_tail = s;
-    w->sessions = s;
-    w->n_sessions++;
+    session_link(w, s);
     metrics_add(srv->m.connections, 1);
     metrics_add(srv->m.connections_total, 1);
 

@@ -102,6 +102,16 @@ void session_clear_lost(nb_session *s) {
         atomic_store(&s->rooms[i].room->local[s->worker->index].lost, 0);
 }
 
+void session_link(nb_worker *w, nb_session *s) {
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    else
+        w->sessions_tail = s;
+    w->sessions = s;
+    w->n_sessions++;
+}
+
 void session_free(nb_session *s) {
     nb_worker *w = s->worker;
     if (s->prev)

@@ -90,6 +90,10 @@ void session_send_msg(nb_session *s, const nb_msg *msg);
 /* Ask the transport to close (state CLOSING); conn_closed follows. */
 void session_close(nb_session *s, uint32_t code, const char *reason);
 
+/* Put a new session at the head of its worker's list (session_free takes
+ * it out). */
+void session_link(nb_worker *w, nb_session *s);
+
 /* Free a session without telling anyone (shutdown, after the transport is
  * gone). */
 void session_free(nb_session *s);
