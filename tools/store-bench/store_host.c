@@ -247,6 +247,18 @@ int32_t sh_create(store_host *sh) {
     return sh->desc->create(&sh->host, (struct nb_plugin_ctx *)(void *)sh, &sh->inst);
 }
 
+void *sh_new_instance(store_host *sh) {
+    void *inst = NULL;
+    if (sh->desc->create(&sh->host, (struct nb_plugin_ctx *)(void *)sh, &inst) != NB_OK)
+        return NULL;
+    return inst;
+}
+
+void sh_destroy_instance(store_host *sh, void *inst) {
+    if (inst)
+        sh->desc->destroy(inst);
+}
+
 void sh_close(store_host *sh) {
     if (sh->inst)
         sh->desc->destroy(sh->inst);

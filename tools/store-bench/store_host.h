@@ -38,6 +38,11 @@ int sh_set(store_host *sh, const char *key, const char *value);
 int sh_read_conf(store_host *sh, const char *file, const char *section, char *err, size_t errlen);
 /* create(); NB_OK or the plugin's code. */
 int32_t sh_create(store_host *sh);
+/* Another instance of the plugin on this host (its config, loop and log;
+ * sh->inst untouched), as a test that opens a store twice needs: the
+ * instance, or NULL when create() refused. */
+void *sh_new_instance(store_host *sh);
+void sh_destroy_instance(store_host *sh, void *inst);
 /* destroy() (if created), dlclose, free the loop and the log. */
 void sh_close(store_host *sh);
 /* Did a logged line contain `needle`? */

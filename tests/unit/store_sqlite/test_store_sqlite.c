@@ -5,7 +5,7 @@
  * SQLite connection (and the sqlite3 shell) looks at the file from outside.
  * Usage: test-store-sqlite PLUGIN.so
  */
-#include "store_host.h"
+#include "store_host.h" /* tools/store-bench: the store host the store-aof tests use too */
 
 #include <CUnit/Basic.h>
 #include <errno.h>
@@ -26,6 +26,17 @@
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+static store_host H; /* the plugin, its config, loop and log */
+#define vt (H.vt)
+
+static void *sh_create_one(void) {
+    return sh_new_instance(&H);
+}
+
+static void sh_destroy_one(void *inst) {
+    sh_destroy_instance(&H, inst);
+}
+
 static char dir[256];    /* this test's temp folder */
 static char dbpath[300]; /* dir/data/nebula.db */
 
@@ -45,18 +56,18 @@ static void fresh_dir(void) {
 
 static void config_default(void) {
     char q[320];
-    sh_config_reset();
-    snprintf(q, sizeof q, "\"%s\"", dbpath);
-    sh_config("path", q);
+    H.n_keys = 0;
+    snprintf(q, sizeof q, "%s", dbpath);
+    sh_set(&H, "path", q);
 }
 
 /* create() + start() with the current config; NULL (and *rc) on failure. */
 static void *open_store(uint32_t *flags, int32_t *rc) {
     uint32_t f = 0;
     int32_t r = NB_ERR;
-    void *inst = sh_create();
+    void *inst = sh_create_one();
     if (inst && (r = vt->start(inst, &f)) != NB_OK) {
-        sh_destroy(inst);
+        sh_destroy_one(inst);
         inst = NULL;
     }
     if (flags)
@@ -70,7 +81,7 @@ static void close_store(void *inst) {
     if (!inst)
         return;
     vt->stop(inst);
-    sh_destroy(inst);
+    sh_destroy_one(inst);
 }
 
 static int64_t now_ms(void) {
@@ -190,7 +201,7 @@ static int db_exec(const char *path, const char *q) {
 }
 
 static int log_has(const char *text) {
-    return strstr(sh_log(), text) != NULL;
+    return sh_logged(&H, text);
 }
 
 /* Run `child` in a forked process (optionally as nobody when we are root,
@@ -203,7 +214,7 @@ static int in_child(int (*child)(void), int drop_root) {
             _exit(3);
         int rc = child();
         if (rc)
-            fprintf(stderr, "child failed at step %d; plugin log:\n%s", rc, sh_log());
+            fprintf(stderr, "child failed at step %d; plugin log:\n%s", rc, H.log ? H.log : "");
         _exit(rc);
     }
     int status = 0;
@@ -214,8 +225,8 @@ static int in_child(int (*child)(void), int drop_root) {
 static void setup(void) {
     fresh_dir();
     config_default();
-    sh_log_clear();
-    sh_now_offset_ms = 0;
+    sh_log_clear(&H);
+    sh_clock_offset(0);
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -357,7 +368,7 @@ static void test_since_ranges(void) {
 
 static void test_retention_by_count(void) {
     setup();
-    sh_config("retention_messages", "5");
+    sh_set(&H, "retention_messages", "5");
     void *s = open_store(NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     for (uint64_t seq = 1; seq <= 12; seq++) {
@@ -384,7 +395,7 @@ static void test_retention_by_count(void) {
     CU_ASSERT_EQUAL(db_int(dbpath, "SELECT count(*) FROM messages"), 5);
     CU_ASSERT_EQUAL(db_int(dbpath, "SELECT last_seq FROM rooms WHERE room = 'r'"), 14);
     /* A smaller limit after a restart applies to rooms not yet written to. */
-    sh_config("retention_messages", "2");
+    sh_set(&H, "retention_messages", "2");
     s = open_store(NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(load_q(s, "r", 100, 0, 0), NB_OK);
@@ -392,7 +403,7 @@ static void test_retention_by_count(void) {
     CU_ASSERT_EQUAL(L.res.last_seq, 14);
     close_store(s);
     /* 0 = no count limit. */
-    sh_config("retention_messages", "0");
+    sh_set(&H, "retention_messages", "0");
     s = open_store(NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     for (uint64_t seq = 15; seq <= 30; seq++)
@@ -405,8 +416,8 @@ static void test_retention_by_count(void) {
 
 static void test_retention_by_age(void) {
     setup();
-    sh_config("retention_seconds", "60");
-    sh_config("fsync", "\"no\""); /* only the age limit's timer */
+    sh_set(&H, "retention_seconds", "60");
+    sh_set(&H, "fsync", "no"); /* only the age limit's timer */
     void *s = open_store(NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     int64_t old = now_ms() - 120000;
@@ -427,7 +438,7 @@ static void test_retention_by_age(void) {
     CU_ASSERT_EQUAL(L.res.first_seq, 0);
     CU_ASSERT_EQUAL(L.res.last_seq, 4);
     CU_ASSERT_EQUAL(db_int(dbpath, "SELECT count(*) FROM messages"), 9);
-    ev_run(sh_loop, EVRUN_ONCE); /* the one-second tick */
+    ev_run(H.loop, EVRUN_ONCE); /* the one-second tick */
     CU_ASSERT_EQUAL(db_int(dbpath, "SELECT count(*) FROM messages"), 2);
     /* The rooms' numbering survives its messages. */
     CU_ASSERT_EQUAL(load_q(s, "gone", 100, 0, 0), NB_OK);
@@ -439,7 +450,7 @@ static void test_retention_by_age(void) {
     CU_ASSERT_EQUAL(load_q(s, "gone", 100, 0, 0), NB_OK);
     CU_ASSERT_EQUAL(L.res.last_seq, 4);
     /* Time passes: everything expires. */
-    sh_now_offset_ms = 3600 * 1000;
+    sh_clock_offset(3600 * 1000);
     CU_ASSERT_EQUAL(load_q(s, "r", 100, 0, 0), NB_OK);
     CU_ASSERT_EQUAL(L.n, 0);
     CU_ASSERT_EQUAL(L.res.last_seq, 5);
@@ -558,7 +569,7 @@ static void test_query_plans_use_the_primary_key(void) {
 
 static void test_fsync_modes(void) {
     setup();
-    sh_config("fsync", "\"always\"");
+    sh_set(&H, "fsync", "always");
     uint32_t flags = 0, durable = 0;
     void *s = open_store(&flags, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -569,19 +580,19 @@ static void test_fsync_modes(void) {
     close_store(s);
     CU_ASSERT_EQUAL(db_int(dbpath, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 
-    sh_config("fsync", "\"everysec\"");
+    sh_set(&H, "fsync", "everysec");
     s = open_store(&flags, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(flags, 0);
     append(s, "r", 2);
     CU_ASSERT_EQUAL(vt->flush(s, &durable), NB_OK);
     CU_ASSERT_EQUAL(durable, 0); /* written, not yet synced */
-    ev_run(sh_loop, EVRUN_ONCE); /* the one-second sync */
+    ev_run(H.loop, EVRUN_ONCE);  /* the one-second sync */
     CU_ASSERT_EQUAL(vt->flush(s, &durable), NB_OK);
     CU_ASSERT_EQUAL(durable, 1);
     close_store(s);
 
-    sh_config("fsync", "\"no\"");
+    sh_set(&H, "fsync", "no");
     s = open_store(&flags, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(flags, 0);
@@ -598,25 +609,25 @@ static void test_fsync_modes(void) {
 
 static void test_config_mistakes(void) {
     setup();
-    sh_config("fsync", "\"sometimes\"");
-    CU_ASSERT_PTR_NULL(sh_create());
+    sh_set(&H, "fsync", "sometimes");
+    CU_ASSERT_PTR_NULL(sh_create_one());
     CU_ASSERT_TRUE(log_has("fsync: expected \"always\", \"everysec\" or \"no\""));
     config_default();
-    sh_config("retention_messages", "-1");
-    CU_ASSERT_PTR_NULL(sh_create());
+    sh_set(&H, "retention_messages", "-1");
+    CU_ASSERT_PTR_NULL(sh_create_one());
     CU_ASSERT_TRUE(log_has("retention_messages"));
     config_default();
-    sh_config("retention_seconds", "-5");
-    CU_ASSERT_PTR_NULL(sh_create());
+    sh_set(&H, "retention_seconds", "-5");
+    CU_ASSERT_PTR_NULL(sh_create_one());
     config_default();
-    sh_config("path", "\"\"");
-    CU_ASSERT_PTR_NULL(sh_create());
+    sh_set(&H, "path", "");
+    CU_ASSERT_PTR_NULL(sh_create_one());
     CU_ASSERT_TRUE(log_has("path: must name the database file"));
     /* create() touches no file (it also runs for --check-config). */
     config_default();
-    void *s = sh_create();
+    void *s = sh_create_one();
     CU_ASSERT_PTR_NOT_NULL(s);
-    sh_destroy(s);
+    sh_destroy_one(s);
     char data[300];
     snprintf(data, sizeof data, "%s/data", dir);
     CU_ASSERT_NOT_EQUAL(access(data, F_OK), 0);
@@ -626,7 +637,7 @@ static void test_one_server_per_database(void) {
     setup();
     void *a = open_store(NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    sh_log_clear();
+    sh_log_clear(&H);
     CU_ASSERT_PTR_NULL(open_store(NULL, NULL));
     CU_ASSERT_TRUE(log_has("is in use by another process"));
     close_store(a);
@@ -635,8 +646,8 @@ static void test_one_server_per_database(void) {
     sqlite3 *db = NULL;
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(dbpath, &db), SQLITE_OK);
     CU_ASSERT_EQUAL(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
-    sh_config("busy_timeout_ms", "100");
-    sh_log_clear();
+    sh_set(&H, "busy_timeout_ms", "100");
+    sh_log_clear(&H);
     CU_ASSERT_PTR_NULL(open_store(NULL, NULL));
     CU_ASSERT_TRUE(log_has("another process holds a lock on the database"));
     CU_ASSERT_TRUE(log_has(dbpath));
@@ -757,25 +768,25 @@ static void test_full_disk(void) {
 static int unwritable_child(void) {
     char ro[300], path[400];
     snprintf(ro, sizeof ro, "%s/ro", dir);
-    snprintf(path, sizeof path, "\"%s/sub/nebula.db\"", ro);
-    sh_config("path", path);
+    snprintf(path, sizeof path, "%s/sub/nebula.db", ro);
+    sh_set(&H, "path", path);
     int32_t rc = NB_OK;
     if (open_store(NULL, &rc) || rc == NB_OK)
         return 1;
     if (!log_has("cannot create the database's folder") || !log_has("/ro/sub") ||
         !log_has("Permission denied"))
         return 2;
-    sh_log_clear();
-    snprintf(path, sizeof path, "\"%s/nebula.db\"", ro);
-    sh_config("path", path);
+    sh_log_clear(&H);
+    snprintf(path, sizeof path, "%s/nebula.db", ro);
+    sh_set(&H, "path", path);
     if (open_store(NULL, &rc) || rc == NB_OK)
         return 3;
     if (!log_has("/ro/nebula.db") || !log_has("Permission denied"))
         return 4;
     /* A database file the server may not write. */
-    sh_log_clear();
-    snprintf(path, sizeof path, "\"%s/data/nebula.db\"", dir);
-    sh_config("path", path);
+    sh_log_clear(&H);
+    snprintf(path, sizeof path, "%s/data/nebula.db", dir);
+    sh_set(&H, "path", path);
     if (open_store(NULL, &rc) || rc == NB_OK)
         return 5;
     if (!log_has("read-only"))
@@ -807,14 +818,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s store-sqlite.so\n", argv[0]);
         return 2;
     }
-    plugin_path = argv[1];
+    char err[512];
+    if (sh_open(&H, argv[1], err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    H.echo = getenv("STORE_TEST_VERBOSE") != NULL;
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite suite = CU_add_suite("store-sqlite", NULL, NULL);
-    if (sh_load() != 0) {
-        fprintf(stderr, "cannot load %s\n", plugin_path);
-        return 1;
-    }
     CU_add_test(suite, "round trip, order, rooms apart", test_round_trip);
     CU_add_test(suite, "load sees an open batch", test_unflushed_is_visible);
     CU_add_test(suite, "reopen keeps data and epoch", test_reopen_keeps_data_and_epoch);
@@ -835,7 +847,7 @@ int main(int argc, char **argv) {
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
     CU_cleanup_registry();
-    sh_unload();
+    sh_close(&H);
     if (dir[0])
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return failed ? 1 : 0;
