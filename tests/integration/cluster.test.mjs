@@ -49,6 +49,17 @@ async function stopOk(srv) {
   return r;
 }
 
+// Stop every node and Redis first, then assert: a node that exits badly
+// must not leave the others (and the test file) running.
+async function stopAllOk(nodes, redises) {
+  const results = [];
+  for (const n of nodes) results.push([n, await n.stop()]);
+  for (const r of redises) await r.close();
+  for (const [n, r] of results) {
+    assert.equal(r.code, 0, `${n.id} exited ${r.code} ${r.signal}: ${r.stderr.slice(-3000)}`);
+  }
+}
+
 const hasUsers = (room, users) => (f) => f.type === 'presence' && f.room === room
   && JSON.stringify(f.users) === JSON.stringify(users);
 
@@ -156,8 +167,7 @@ test('three nodes: one order, one presence list, joins and leaves, room isolatio
     assert.equal(snap.cluster.nodes.filter((n) => n.self).map((n) => n.id).join(), 'n0');
   } finally {
     for (const x of clients) x.close();
-    for (const n of nodes) await stopOk(n);
-    await redis.close();
+    await stopAllOk(nodes, [redis]);
   }
 });
 
@@ -230,8 +240,7 @@ test('Redis stops while clients chat: local delivery goes on, no busy loop, boun
     assert.equal(out.stderr.match(/broker: down/g).length, 1, 'logged down once');
     for (const x of [a, b, c]) x.close();
   } finally {
-    for (const n of nodes) await stopOk(n);
-    await redis.close();
+    await stopAllOk(nodes, [redis]);
   }
 });
 
@@ -261,8 +270,7 @@ test('Redis restarts with its data: who left meanwhile leaves the other nodes\' 
     assert.ok(two1.seq > one.seq);
     a.close(); c.close();
   } finally {
-    for (const n of nodes) await stopOk(n);
-    await redis.close();
+    await stopAllOk(nodes, [redis]);
   }
 });
 
@@ -292,8 +300,7 @@ test('history from any node, and since on another node misses nothing', async ()
     assert.equal(j2.epoch, j.epoch, 'one epoch on every node');
     a.close(); b2.close();
   } finally {
-    for (const n of nodes) await stopOk(n);
-    await redis.close();
+    await stopAllOk(nodes, [redis]);
   }
 });
 
@@ -338,8 +345,7 @@ test('three Redis instances: rooms spread over all three; killing one affects on
     assert.equal(await metric(nodes[0], 'nebula_broker_up'), 1, 'the broker is up: two instances of three are');
   } finally {
     for (const x of clients) x.close();
-    for (const n of nodes) await stopOk(n);
-    for (const r of redises) await r.close();
+    await stopAllOk(nodes, redises);
   }
 });
 
