@@ -113,6 +113,12 @@ static void put_node(nb_buf **b, const char *id, uint32_t conns, uint32_t rooms,
     buf_append(b, tail, (uint32_t)n);
 }
 
+static void put_peer(void *user, const char *id, uint32_t conns, uint32_t rooms) {
+    nb_buf **b = user;
+    buf_append(b, ",", 1);
+    put_node(b, id, conns, rooms, 0);
+}
+
 static int cmp_nodes(const void *a, const void *b) {
     return strcmp(((const cluster_node *)a)->id, ((const cluster_node *)b)->id);
 }
@@ -140,16 +146,12 @@ nb_buf *cluster_render(nb_server *srv) {
     put_string(&b, broker);
     buf_append(&b, ",\"nodes\":[", 10);
     put_node(&b, srv->settings.node_id, conns, rooms, 1);
+    cluster_each_peer(put_peer, &b);
     pthread_mutex_lock(&lock);
-    if (n_nodes) /* qsort wants a pointer even for nothing */
-        qsort(nodes, n_nodes, sizeof *nodes, cmp_nodes);
-    for (uint32_t i = 0; i < n_nodes; i++) {
-        buf_append(&b, ",", 1);
-        put_node(&b, nodes[i].id, nodes[i].connections, nodes[i].rooms, 0);
-    }
-    char tail[64];
-    int n = snprintf(tail, sizeof tail, "],\"left_out\":%u}\n", left_out);
+    uint32_t left = left_out;
     pthread_mutex_unlock(&lock);
+    char tail[64];
+    int n = snprintf(tail, sizeof tail, "],\"left_out\":%u}\n", left);
     buf_append(&b, tail, (uint32_t)n);
     return b;
 }
