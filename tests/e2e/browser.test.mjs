@@ -9,11 +9,10 @@
 // (docs/screenshot.png is made that way).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { writeFileSync } from 'node:fs';
+import { launchBrowser } from '../lib/browser.mjs';
 import { startServer } from '../lib/server.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const WAIT = 15000; // generous: sanitizer builds and a busy CI machine are slow
 
 
@@ -68,14 +67,8 @@ async function screenshot(pages, file) {
 
 test('browser client', { timeout: 60000 }, async (t) => {
   // A missing browser fails the test by name; it never skips it.
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is not installed (Makefile APT_PACKAGES: chromium)`);
   let server = await startServer();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchBrowser();
   const pageErrors = [];
   const open = async () => {
     const ctx = await browser.newContext({ viewport: { width: 760, height: 580 } });

@@ -8,12 +8,11 @@
 // (docs/admin.png is made that way).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { writeFileSync } from 'node:fs';
+import { launchBrowser } from '../lib/browser.mjs';
 import { Client } from '../lib/client.mjs';
 import { startServer } from '../lib/server.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const WAIT = 15000;
 const TOKEN = 'e2e-admin-token-0123456789';
 
@@ -77,15 +76,10 @@ test('the token is checked: absent 401, wrong 403; the feed likewise', async () 
 });
 
 test('the dashboard shows the node live: clients connecting and leaving', async () => {
-  assert.ok(existsSync(CHROMIUM), `no ${CHROMIUM}: install Debian's chromium (Makefile APT_PACKAGES)`);
   const srv = await startServer({
     extra: `[admin]\ntoken = "${TOKEN}"\n`, limits: { messages_per_second: 0 }, server: { node_id: 'node-a' },
   });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchBrowser();
   const chats = [];
   try {
     const ctx = await browser.newContext({ viewport: { width: 1000, height: 720 } });

@@ -8,13 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from '../lib/browser.mjs';
 import { Client } from '../lib/client.mjs';
 import { makeCluster } from '../lib/cluster.mjs';
 import { pluginDir } from '../lib/server.mjs';
 import { sleep } from '../lib/util.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const WAIT = 15000;
 
 async function until(page, what, fn, arg) {
@@ -80,7 +79,6 @@ async function send(page, text) {
 }
 
 test('browser pages on two nodes chat through haproxy and Redis', { timeout: 120000 }, async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is not installed (Makefile APT_PACKAGES: chromium)`);
   const plugin = path.join(pluginDir, 'broker-redis.so');
   assert.ok(existsSync(plugin), `${plugin} is not built (plugins/broker-redis)`);
   const cluster = await makeCluster({ nodes: 3, broker: 'broker-redis' });
@@ -98,12 +96,7 @@ test('browser pages on two nodes chat through haproxy and Redis', { timeout: 120
     const [[nodeA, roomA], [nodeB, roomB]] = Object.entries(home);
     assert.ok(roomA && roomB, 'no two entry rooms on different nodes');
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchBrowser();
     const pageErrors = [];
     const open = async () => {
       const page = await (await browser.newContext({ viewport: { width: 760, height: 580 } })).newPage();

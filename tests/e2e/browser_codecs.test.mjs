@@ -6,11 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from '../lib/browser.mjs';
 import { startServer, repoRoot } from '../lib/server.mjs';
 import { ProtoClient } from '../lib/proto_client.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const RUNTIME = path.join(repoRoot, 'web', 'vendor', 'protobuf.min.js');
 const WAIT = 15000;
 
@@ -47,18 +46,12 @@ async function send(page, text) {
 }
 
 test('a JSON page, a Protobuf page and a Protobuf client chat in one room', { timeout: 60000 }, async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is not installed (Makefile APT_PACKAGES: chromium)`);
   assert.ok(existsSync(RUNTIME), `${RUNTIME} is missing: \`make build\` copies it from npm (web-deps/)`);
   const server = await startServer({
     plugins: { codecs: ['codec-json', 'codec-protobuf'] },
     limits: { messages_per_second: 1, burst: 3 },
   });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchBrowser();
   const pageErrors = [];
   const open = async () => {
     const page = await (await browser.newContext({ viewport: { width: 760, height: 580 } })).newPage();

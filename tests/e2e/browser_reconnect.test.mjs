@@ -21,12 +21,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from '../lib/browser.mjs';
 import { startServer, freePort, makeConfig, matrix, repoRoot } from '../lib/server.mjs';
 import { Client } from '../lib/client.mjs';
 import { toJsonShape } from '../lib/proto_client.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const RUNTIME = path.join(repoRoot, 'web', 'vendor', 'protobuf.min.js');
 const WAIT = 15000;
 
@@ -94,7 +93,6 @@ const waitText = (page, room, text) => until(page, `"${text}" in #${room}`,
   [room, text]);
 
 test('a server restart: the pages resume with since and epoch and show every message once, in order', { timeout: 120000 }, async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is not installed (Makefile APT_PACKAGES: chromium)`);
   assert.ok(existsSync(RUNTIME), `${RUNTIME} is missing: make build copies protobufjs's runtime there`);
   assert.ok(matrix.store !== 'none' && matrix.store !== 'store-memory',
     `this test needs a store that keeps its data across a restart: set NEBULA_TEST_STORE to one ` +
@@ -105,12 +103,7 @@ test('a server restart: the pages resume with since and epoch and show every mes
   const config = makeConfig({ port, plugins: { codecs: ['codec-json', 'codec-protobuf'] } });
   let server = await startServer({ port, dir, config });
   const proxy = await relay(port);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchBrowser();
   const pageErrors = [];
   let zed;
   try {
