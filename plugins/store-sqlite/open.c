@@ -124,12 +124,16 @@ static int32_t take_lock(sq_store *s) {
     return NB_OK;
 }
 
-static int32_t pragmas(sq_store *s) {
+const char *sq_sync_pragma(sq_fsync f) {
     static const char *const sync_sql[] = {
         [SQ_FSYNC_ALWAYS] = "PRAGMA synchronous = FULL",
         [SQ_FSYNC_EVERYSEC] = "PRAGMA synchronous = NORMAL",
         [SQ_FSYNC_NO] = "PRAGMA synchronous = OFF",
     };
+    return sync_sql[f];
+}
+
+static int32_t pragmas(sq_store *s) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
     if (rc == SQLITE_OK)
@@ -144,7 +148,7 @@ static int32_t pragmas(sq_store *s) {
                      mode ? (const char *)mode : "?");
         return NB_ERR_IO;
     }
-    rc = sqlite3_exec(s->db, sync_sql[s->fsync], NULL, NULL, NULL);
+    rc = sqlite3_exec(s->db, sq_sync_pragma(s->fsync), NULL, NULL, NULL);
     /* The page cache: each room a batch touches needs its newest leaf page;
      * too small a cache reads them back from the file on every batch. */
     char cache[64];
@@ -205,6 +209,8 @@ int32_t sq_start(void *instance, uint32_t *flags) {
             goto fail;
         }
     }
+    if ((err = sq_checkpoint_start(s)) != NB_OK)
+        goto fail;
     s->m_pruned = s->host->metric_new(s->ctx, NB_METRIC_COUNTER, "nebula_store_sqlite_pruned_total",
                                       "messages store-sqlite removed for retention");
     if (s->fsync == SQ_FSYNC_EVERYSEC || s->retention_seconds > 0) {
@@ -219,9 +225,10 @@ int32_t sq_start(void *instance, uint32_t *flags) {
     free(abs);
     s->host->log(s->ctx, NB_LOG_INFO,
                  "history in %s (%s), epoch %s, fsync %s, retention %lld messages / %lld s per "
-                 "room (0 = none)",
+                 "room (0 = none), checkpoint every %lld WAL pages",
                  where, existed ? "opened" : "created", s->epoch, fsync_name(s->fsync),
-                 (long long)s->retention_messages, (long long)s->retention_seconds);
+                 (long long)s->retention_messages, (long long)s->retention_seconds,
+                 (long long)s->checkpoint_pages);
     *flags = s->fsync == SQ_FSYNC_ALWAYS ? NB_STORE_F_ACK_AFTER_FLUSH : 0;
     return NB_OK;
 fail:
@@ -238,6 +245,7 @@ void sq_stop(void *instance) {
     if (s->db) {
         if (s->in_tx)
             sq_rollback(s);
+        sq_checkpoint_stop(s);
         for (int i = 0; i < ST_COUNT_ALL; i++) {
             sqlite3_finalize(s->st[i]);
             s->st[i] = NULL;

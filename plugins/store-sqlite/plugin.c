@@ -39,7 +39,8 @@ static int32_t sq_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **
         host->config_int(ctx, "retention_messages", 10000, &s->retention_messages) != NB_OK ||
         host->config_int(ctx, "retention_seconds", 0, &s->retention_seconds) != NB_OK ||
         host->config_int(ctx, "busy_timeout_ms", 2000, &s->busy_timeout_ms) != NB_OK ||
-        host->config_int(ctx, "cache_mib", 16, &s->cache_mib) != NB_OK) {
+        host->config_int(ctx, "cache_mib", 16, &s->cache_mib) != NB_OK ||
+        host->config_int(ctx, "checkpoint_pages", 10000, &s->checkpoint_pages) != NB_OK) {
         host->free(s);
         return NB_ERR_CONFIG;
     }
@@ -62,6 +63,8 @@ static int32_t sq_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **
         return bad(host, ctx, s, "busy_timeout_ms", "must be 0 .. 600000");
     if (s->cache_mib < 1 || s->cache_mib > 65536)
         return bad(host, ctx, s, "cache_mib", "must be 1 .. 65536 (MiB)");
+    if (s->checkpoint_pages < 100 || s->checkpoint_pages > 10000000)
+        return bad(host, ctx, s, "checkpoint_pages", "must be 100 .. 10000000 (WAL pages)");
     *instance = s;
     return NB_OK;
 }

@@ -1,7 +1,7 @@
 /*
  * queries.c — every statement a batch or a load runs, prepared once in
  * start(). In one table so that the unit tests can check each query plan
- * (the primary key (room, seq) serves all of them, no table scan).
+ * (the index on (room, seq) serves all of them, no table scan).
  */
 #include "sq.h"
 

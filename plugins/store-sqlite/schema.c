@@ -7,27 +7,27 @@
  * Version 2: adds rooms(room, last_seq), which keeps a room's highest seq
  *            when retention has removed all its messages (the core goes on
  *            numbering from it; a room's seq never goes back).
+ * Version 3: messages in arrival order with an index on (room, seq)
+ *            (schema.h says why); the rows are copied over in ts order.
  * docs/STORES.md shows the schema; tools/nebula-store reads it too.
  */
+#include "schema.h"
 #include "sq.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
-static const char schema_v2[] =
-    "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE rooms (room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,"
-    " ts INTEGER NOT NULL, sender TEXT NOT NULL, content TEXT NOT NULL,"
-    " PRIMARY KEY (room, seq)) WITHOUT ROWID;"
-    "INSERT INTO schema_version VALUES (2);";
-
 static const char migrate_1_to_2[] =
     "CREATE TABLE rooms (room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO rooms SELECT room, max(seq) FROM messages GROUP BY room;"
     "UPDATE schema_version SET version = 2;";
+
+static const char migrate_2_to_3[] =
+    "ALTER TABLE messages RENAME TO messages_v2;" SQ_SCHEMA_MESSAGES_TABLE
+    "INSERT INTO messages (room, seq, id, ts, sender, content)"
+    " SELECT room, seq, id, ts, sender, content FROM messages_v2 ORDER BY ts, room, seq;"
+    "DROP TABLE messages_v2;" SQ_SCHEMA_MESSAGES_INDEX "UPDATE schema_version SET version = 3;";
 
 /* One integer from a query; -1 when it returns no row, -2 on an error. */
 static int64_t query_int(sq_store *s, const char *q) {
@@ -82,7 +82,7 @@ static int32_t upgrade(sq_store *s) {
     if (tables < 0 || has_version < 0)
         return NB_ERR_IO;
     if (tables == 0)
-        return exec(s, schema_v2, "creating the schema");
+        return exec(s, SQ_SCHEMA_SQL, "creating the schema");
     if (has_version == 0) {
         s->host->log(s->ctx, NB_LOG_ERROR,
                      "%s is not a Nebula history database (it has tables but no schema_version); "
@@ -105,11 +105,21 @@ static int32_t upgrade(sq_store *s) {
                      s->path, (long long)v, SQ_SCHEMA_VERSION);
         return NB_ERR_INVALID;
     }
-    if (v == 1) {
-        int32_t err = exec(s, migrate_1_to_2, "migrating the schema from version 1 to 2");
+    static const char *const steps[] = {[1] = migrate_1_to_2, [2] = migrate_2_to_3};
+    for (; v < SQ_SCHEMA_VERSION; v++) {
+        if (v == 2)
+            s->host->log(s->ctx, NB_LOG_INFO,
+                         "%s: migrating the schema from version 2 to 3: the messages table is "
+                         "rewritten once (about 6 s per million messages)",
+                         s->path);
+        char what[64];
+        snprintf(what, sizeof what, "migrating the schema from version %lld to %lld", (long long)v,
+                 (long long)v + 1);
+        int32_t err = exec(s, steps[v], what);
         if (err != NB_OK)
             return err;
-        s->host->log(s->ctx, NB_LOG_INFO, "%s: schema migrated from version 1 to 2", s->path);
+        s->host->log(s->ctx, NB_LOG_INFO, "%s: schema migrated from version %lld to %lld", s->path,
+                     (long long)v, (long long)v + 1);
     }
     return NB_OK;
 }

@@ -8,6 +8,7 @@
  *   schema.c     the schema, its version table and the migrations, the epoch
  *   write.c      append/flush: one transaction per batch, rollback, the
  *                once-a-second sync of fsync = "everysec"
+ *   checkpoint.c the thread that copies the WAL into the database
  *   retention.c  retention by count (per batch) and by age (on the timer)
  *   load.c       history queries
  *   rooms.c      the in-memory table of rooms the batch touched
@@ -21,8 +22,6 @@
 #include <nebula/nebula.h>
 #include <sqlite3.h>
 #include <stdint.h>
-
-#define SQ_SCHEMA_VERSION 2
 
 typedef enum { SQ_FSYNC_ALWAYS, SQ_FSYNC_EVERYSEC, SQ_FSYNC_NO } sq_fsync;
 
@@ -76,6 +75,7 @@ typedef struct sq_store {
     int64_t busy_timeout_ms;
     int64_t cache_mib;          /* SQLite's page cache */
     int64_t age_rooms_per_tick; /* rooms the age limit visits each second */
+    int64_t checkpoint_pages;   /* WAL size that wakes the checkpoint thread */
     /* open data */
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT_ALL];
@@ -94,6 +94,11 @@ typedef struct sq_store {
     char age_cursor[256]; /* the age limit's place in its round over the rooms */
     int age_cursor_len;
     struct nb_metric *m_pruned;
+    /* the WAL (checkpoint.c) */
+    struct sq_ckpt *ckpt;
+    int64_t wal_pages;      /* after the last commit */
+    int64_t wal_warn_pages; /* a WAL this long is logged (it doubles each time) */
+    struct nb_metric *m_wal_pages;
 } sq_store;
 
 /* open.c */
@@ -102,6 +107,16 @@ void sq_stop(void *instance);
 /* Log a failed SQLite call with the database path and SQLite's message;
  * returns the NB_ERR_* it maps to. */
 int32_t sq_fail(sq_store *s, int rc, const char *what);
+
+/* The PRAGMA synchronous statement for an fsync setting. */
+const char *sq_sync_pragma(sq_fsync f);
+
+/* checkpoint.c: the checkpoint thread and its connection, started after
+ * the schema is in place and stopped before the writer's connection
+ * closes; sq_checkpoint_between_batches runs on the writer before each batch. */
+int32_t sq_checkpoint_start(sq_store *s);
+void sq_checkpoint_stop(sq_store *s);
+void sq_checkpoint_between_batches(sq_store *s);
 
 /* schema.c: create or migrate, inside one write transaction; fills s->epoch. */
 int32_t sq_schema_open(sq_store *s);

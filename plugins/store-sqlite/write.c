@@ -95,6 +95,7 @@ int32_t sq_append(void *instance, const nb_msg *msg) {
     if (!r)
         return NB_ERR_NOMEM;
     if (!s->in_tx) {
+        sq_checkpoint_between_batches(s);
         int rc = sq_exec_stmt(s->st[ST_BEGIN]);
         if (rc != SQLITE_DONE)
             return fail_batch(s, rc, "beginning a batch");

@@ -77,7 +77,7 @@ test('convert AOF -> SQLite -> AOF keeps every message and the epoch', async () 
   let r = await run(['convert', aof, db]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(sqlite(db, 'select count(*) from messages'), '5');
-  assert.equal(sqlite(db, 'select version from schema_version'), '2');
+  assert.equal(sqlite(db, 'select version from schema_version'), '3');
   assert.equal(sqlite(db, "select room || '=' || last_seq from rooms order by room"), 'dev=2\ngeneral=3');
   assert.equal(sqlite(db, "select content from messages where room = 'general' and seq = 3"), sent[4]);
   const epoch = (await run(['check', aof])).stdout.match(/epoch ([0-9a-f]{16})/)[1];

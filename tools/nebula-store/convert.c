@@ -4,12 +4,14 @@
  * result is written to DST.tmp, synced, then renamed to DST: an
  * interrupted conversion leaves no half file under the final name.
  *
- * The SQLite side is the schema of docs/STORES.md (store-sqlite owns it):
- * schema_version (2), meta ('epoch'), rooms (room, last_seq) and
- * messages (room, seq, id, ts, sender, content). Reading accepts
- * version 1 (no rooms table: a room's last seq is its highest message).
+ * The SQLite side is the schema of docs/STORES.md, in store-sqlite's own
+ * text (schema.h): schema_version, meta ('epoch'), rooms (room, last_seq)
+ * and messages (room, seq, id, ts, sender, content). Reading accepts every
+ * version up to it; version 1 has no rooms table (a room's last seq is
+ * then its highest message), and 2 and 3 differ only in the layout.
  */
 #include "nebula_store.h"
+#include "schema.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,14 +22,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-static const char schema_sql[] =
-    "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-    "INSERT INTO schema_version VALUES (2);"
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE rooms (room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,"
-    " ts INTEGER NOT NULL, sender TEXT NOT NULL, content TEXT NOT NULL,"
-    " PRIMARY KEY (room, seq)) WITHOUT ROWID;";
+static const char schema_sql[] = SQ_SCHEMA_SQL;
 
 static int db_fail(sqlite3 *db, const char *path, const char *what) {
     fprintf(stderr, "nebula-store: %s: %s: %s\n", path, what, db ? sqlite3_errmsg(db) : "");
@@ -287,7 +282,7 @@ int convert_sqlite_to_aof(const char *src, const char *dst) {
         return 1;
     }
     int version = schema_version(db);
-    if (version != 1 && version != 2) {
+    if (version < 1 || version > SQ_SCHEMA_VERSION) {
         fprintf(stderr,
                 "nebula-store: %s: not a store-sqlite database of a known schema version "
                 "(schema_version: %d)\n",

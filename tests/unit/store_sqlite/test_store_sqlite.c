@@ -457,7 +457,9 @@ static void test_retention_by_age(void) {
     close_store(s);
 }
 
-static void write_v1(const char *path) {
+/* A database as an older store-sqlite left it: version 1 (no rooms
+ * table) or 2 (rooms; both cluster messages by (room, seq)). */
+static void write_old(const char *path, int version) {
     mkdir(dir, 0777);
     char data[300];
     snprintf(data, sizeof data, "%s/data", dir);
@@ -475,36 +477,70 @@ static void write_v1(const char *path) {
                 " ('a', 2, 'i2', 2, 'ann', 'two'), ('a', 7, 'i7', 7, 'bob', 'seven'),"
                 " ('b', 3, 'i3', 3, 'bob', 'three');"),
         SQLITE_OK);
+    if (version == 2)
+        CU_ASSERT_EQUAL(db_exec(path, "CREATE TABLE rooms (room TEXT PRIMARY KEY, last_seq "
+                                      "INTEGER NOT NULL) WITHOUT ROWID;"
+                                      "INSERT INTO rooms VALUES ('a', 7), ('b', 5), ('c', 9);"
+                                      "UPDATE schema_version SET version = 2;"),
+                        SQLITE_OK);
+}
+
+/* Opened by this store-sqlite: migrated to the current version, every
+ * message and last seq kept, and new messages go on from there. */
+static void check_migrated(int from, int64_t last_b) {
+    void *s = open_store(NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    char line[64];
+    for (int v = from; v < 3; v++) {
+        snprintf(line, sizeof line, "migrated from version %d to %d", v, v + 1);
+        CU_ASSERT_TRUE(log_has(line));
+    }
+    CU_ASSERT_EQUAL(load_q(s, "a", 10, 0, 0), NB_OK);
+    CU_ASSERT_EQUAL(L.n, 3);
+    CU_ASSERT_EQUAL(L.seq[0], 1);
+    CU_ASSERT_EQUAL(L.seq[2], 7);
+    CU_ASSERT_EQUAL(L.res.last_seq, 7);
+    CU_ASSERT_STRING_EQUAL(L.epoch, "00000000feedf00d");
+    CU_ASSERT_EQUAL(load_q(s, "b", 10, 0, 0), NB_OK);
+    CU_ASSERT_EQUAL(L.n, 1);
+    CU_ASSERT_EQUAL(L.res.last_seq, last_b);
+    CU_ASSERT_EQUAL(append(s, "a", 8), NB_OK);
+    CU_ASSERT_EQUAL(flush(s), NB_OK);
+    close_store(s);
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT version FROM schema_version"), 3);
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT count(*) FROM messages"), 5);
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT count(*) FROM sqlite_schema WHERE name = "
+                                   "'messages_room_seq' AND type = 'index'"),
+                    1);
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT count(*) FROM sqlite_schema WHERE name = "
+                                   "'messages_v2'"),
+                    0);
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT last_seq FROM rooms WHERE room = 'b'"), last_b);
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT last_seq FROM rooms WHERE room = 'a'"), 8);
 }
 
 static void test_migration_from_version_1(void) {
     setup();
-    write_v1(dbpath);
-    void *s = open_store(NULL, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_TRUE(log_has("migrated from version 1 to 2"));
-    CU_ASSERT_EQUAL(load_q(s, "a", 10, 0, 0), NB_OK);
-    CU_ASSERT_EQUAL(L.n, 3);
-    CU_ASSERT_EQUAL(L.seq[2], 7);
-    CU_ASSERT_EQUAL(L.res.last_seq, 7);
-    CU_ASSERT_STRING_EQUAL(L.epoch, "00000000feedf00d");
-    CU_ASSERT_EQUAL(append(s, "a", 8), NB_OK);
-    CU_ASSERT_EQUAL(flush(s), NB_OK);
-    close_store(s);
-    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT version FROM schema_version"), 2);
-    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT last_seq FROM rooms WHERE room = 'b'"), 3);
-    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT last_seq FROM rooms WHERE room = 'a'"), 8);
+    write_old(dbpath, 1);
+    check_migrated(1, 3);
+}
+
+static void test_migration_from_version_2(void) {
+    setup();
+    write_old(dbpath, 2);
+    check_migrated(2, 5);
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT last_seq FROM rooms WHERE room = 'c'"), 9);
 }
 
 static void test_refuses_foreign_and_newer(void) {
     setup();
-    write_v1(dbpath);
-    db_exec(dbpath, "UPDATE schema_version SET version = 3");
+    write_old(dbpath, 1);
+    db_exec(dbpath, "UPDATE schema_version SET version = 4");
     int32_t rc = NB_OK;
     CU_ASSERT_PTR_NULL(open_store(NULL, &rc));
     CU_ASSERT_NOT_EQUAL(rc, NB_OK);
-    CU_ASSERT_TRUE(log_has("schema version 3, newer"));
-    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT version FROM schema_version"), 3); /* untouched */
+    CU_ASSERT_TRUE(log_has("schema version 4, newer"));
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT version FROM schema_version"), 4); /* untouched */
 
     setup();
     char data[300];
@@ -527,7 +563,7 @@ static void test_refuses_foreign_and_newer(void) {
     CU_ASSERT_TRUE(log_has(dbpath));
 }
 
-static void test_query_plans_use_the_primary_key(void) {
+static void test_query_plans_use_the_index(void) {
     setup();
     void *s = open_store(NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -551,9 +587,11 @@ static void test_query_plans_use_the_primary_key(void) {
                 len += (size_t)n;
         }
         sqlite3_finalize(st);
-        /* An INSERT has no plan; every read walks the primary key. */
+        /* An INSERT has no plan; every read walks the (room, seq) index
+         * (or the rooms table's primary key). */
         int ok = (strncmp(q, "INSERT", 6) == 0 && !strstr(q, "SELECT")) ||
-                 ((strstr(plan, "USING PRIMARY KEY") || strstr(plan, "USING COVERING INDEX")) &&
+                 ((strstr(plan, "USING PRIMARY KEY") || strstr(plan, "USING COVERING INDEX") ||
+                   strstr(plan, "USING INDEX messages_room_seq")) &&
                   !strstr(plan, "SCAN messages") && !strstr(plan, "SCAN rooms") &&
                   !strstr(plan, "TEMP B-TREE"));
         if (!ok)
@@ -631,6 +669,74 @@ static void test_config_mistakes(void) {
     char data[300];
     snprintf(data, sizeof data, "%s/data", dir);
     CU_ASSERT_NOT_EQUAL(access(data, F_OK), 0);
+}
+
+static off_t wal_bytes(void) {
+    char wal[400];
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    struct stat sb;
+    return stat(wal, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* `batches` batches of 100 messages of 1 KB over 20 rooms; *n counts the
+ * messages written so far (message n is room n % 20's seq n / 20 + 1). */
+static void write_batches(void *s, int batches, uint64_t *n) {
+    char text[1024];
+    memset(text, 'x', sizeof text);
+    for (int b = 0; b < batches; b++) {
+        for (int i = 0; i < 100; i++, (*n)++) {
+            char room[16];
+            snprintf(room, sizeof room, "r%d", (int)(*n % 20));
+            CU_ASSERT_EQUAL(append_at(s, room, *n / 20 + 1, text, sizeof text, now_ms()), NB_OK);
+        }
+        CU_ASSERT_EQUAL(flush(s), NB_OK);
+    }
+}
+
+/* The checkpoint thread keeps the WAL near checkpoint_pages; a reader that
+ * holds an old snapshot makes it grow, and the log says so. */
+static void test_checkpoints_bound_the_wal(void) {
+    setup();
+    sh_set(&H, "checkpoint_pages", "100");
+    sh_set(&H, "retention_messages", "0");
+    void *s = open_store(NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    uint64_t n = 0;
+    /* 8,000 messages of 1 KB, more than 8 MB of pages: without
+     * checkpoints the WAL would hold them all; with them it starts over
+     * every few hundred pages (as soon as the thread gets its turn). */
+    for (int round = 0; round < 40; round++) {
+        write_batches(s, 2, &n);
+        usleep(5000);
+    }
+    off_t bounded = wal_bytes();
+    CU_ASSERT_TRUE(bounded > 0 && bounded < 4 * 1024 * 1024);
+    if (!(bounded > 0 && bounded < 4 * 1024 * 1024))
+        fprintf(stderr, "WAL after 8 MB of messages with checkpoint_pages 100: %lld bytes\n",
+                (long long)bounded);
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT count(*) FROM messages"), 8000);
+
+    /* A reader inside a transaction pins its snapshot. */
+    sqlite3 *reader = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(dbpath, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM messages;", NULL, NULL, NULL),
+                    SQLITE_OK);
+    for (int round = 0; round < 20; round++) {
+        write_batches(s, 2, &n);
+        usleep(5000);
+    }
+    CU_ASSERT_TRUE(wal_bytes() > 4 * 100 * 4096);
+    CU_ASSERT_TRUE(log_has("cannot be copied back: a long read transaction"));
+    sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(reader);
+    close_store(s);
+    CU_ASSERT_EQUAL(wal_bytes(), -1); /* folded back in at the close */
+    CU_ASSERT_EQUAL(db_int(dbpath, "SELECT count(*) FROM messages"), 12000);
+
+    config_default();
+    sh_set(&H, "checkpoint_pages", "10");
+    CU_ASSERT_PTR_NULL(sh_create_one());
+    CU_ASSERT_TRUE(log_has("checkpoint_pages: must be 100 .. 10000000"));
 }
 
 static void test_one_server_per_database(void) {
@@ -834,8 +940,10 @@ int main(int argc, char **argv) {
     CU_add_test(suite, "retention by count, last_seq kept", test_retention_by_count);
     CU_add_test(suite, "retention by age, last_seq kept", test_retention_by_age);
     CU_add_test(suite, "migration from schema version 1", test_migration_from_version_1);
+    CU_add_test(suite, "migration from schema version 2", test_migration_from_version_2);
+    CU_add_test(suite, "checkpoints bound the WAL", test_checkpoints_bound_the_wal);
     CU_add_test(suite, "foreign or newer databases refused", test_refuses_foreign_and_newer);
-    CU_add_test(suite, "query plans use the primary key", test_query_plans_use_the_primary_key);
+    CU_add_test(suite, "query plans use the index", test_query_plans_use_the_index);
     CU_add_test(suite, "fsync always, everysec, no", test_fsync_modes);
     CU_add_test(suite, "config mistakes", test_config_mistakes);
     CU_add_test(suite, "one server per database; locks", test_one_server_per_database);
