@@ -411,9 +411,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "broker-bench: the plugin refused to start (see above)\n");
         goto out;
     }
-    int both_up = 0;
-    for (int k = 0; k < 100 && !both_up; k++) {
-        bh_run_until(&run.bh, &run.a.up, 0.1);
+    int both_up = 0, never = 0;
+    for (int k = 0; k < 200 && !both_up; k++) {
+        bh_run_until(&run.bh, &never, 0.05); /* turn the loop for 50 ms */
         both_up = run.a.up && run.b.up;
     }
     if (!both_up) {
