@@ -72,14 +72,15 @@
 
 /* ARGV: stream length, epoch candidate, then for each message its room
  * and its envelope without seq and ts. A batch of messages published in
- * one loop turn (batch.c): each gets its room's next seq and Redis's time
- * (one clock for the whole cluster, so history and live copies carry the
- * same ts; read once per call), is appended to its room's stream and
- * published, in the order given. Only varint is defined here: every call
- * defines its helper functions again, so the text stays small. A message
- * whose XADD fails gets that error in its place and is not published (its
- * seq is spent), as a failed single call would; the others go on. Returns
- * the seqs (or errors) in order. */
+ * one loop turn (batch.c): each gets its room's next seq (one INCRBY per
+ * room reserves them) and Redis's time (one clock for the whole cluster,
+ * so history and live copies carry the same ts; read once per call), is
+ * appended to its room's stream and published, in the order given. Only
+ * varint is defined here: every call defines its helpers again, so the
+ * text stays small (docs/PERFORMANCE.md measured what that costs). A
+ * message whose XADD fails gets that error in its place and is not
+ * published (its seq is spent), as a failed single call would; the others
+ * go on. Returns the seqs (or errors) in order. */
 static const char publish_lua[] =
     "local function varint(n)\n"
     "  local t = {}\n"
@@ -93,14 +94,16 @@ static const char publish_lua[] =
     "local t = redis.call('TIME')\n"
     "local ts = string.char(56) .. varint(tonumber(t[1]) * 1000\n"
     "                                     + math.floor(tonumber(t[2]) / 1000))\n"
-    "local epoch_set, out = {}, {}\n"
+    "local count, last, out = {}, {}, {}\n"
+    "for i = 3, #ARGV - 1, 2 do count[ARGV[i]] = (count[ARGV[i]] or 0) + 1 end\n"
+    "for room, n in pairs(count) do\n"
+    "  redis.call('SET', 'nebula:epoch:' .. room, ARGV[2], 'NX')\n"
+    "  last[room] = redis.call('INCRBY', 'nebula:seq:' .. room, n) - n\n"
+    "end\n"
     "for i = 3, #ARGV - 1, 2 do\n"
     "  local room = ARGV[i]\n"
-    "  if not epoch_set[room] then\n"
-    "    redis.call('SET', 'nebula:epoch:' .. room, ARGV[2], 'NX')\n"
-    "    epoch_set[room] = true\n"
-    "  end\n"
-    "  local seq = redis.call('INCR', 'nebula:seq:' .. room)\n"
+    "  local seq = last[room] + 1\n"
+    "  last[room] = seq\n"
     "  local p = ARGV[i + 1] .. ts .. string.char(72) .. varint(seq)\n"
     "  local added = redis.pcall('XADD', 'nebula:log:' .. room, 'MAXLEN', '~', ARGV[1],\n"
     "                            string.format('%d-0', seq), 'd', p)\n"
