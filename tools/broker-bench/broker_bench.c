@@ -118,13 +118,14 @@ static void fill(void) {
         run.sent[i] = now_ms();
         if (i == 0)
             run.first = run.sent[i];
-        if (run.bh.vt->publish(run.a.inst, &m, on_published, (void *)(uintptr_t)(i + 1)) != NB_OK)
-            on_published((void *)(uintptr_t)(i + 1), NB_ERR, 0);
+        /* the completion's user: the message's slot in sent[] */
+        if (run.bh.vt->publish(run.a.inst, &m, on_published, &run.sent[i]) != NB_OK)
+            on_published(&run.sent[i], NB_ERR, 0);
     }
 }
 
 static void on_published(void *user, int32_t status, uint64_t seq) {
-    long i = (long)(uintptr_t)user - 1;
+    long i = (long)((const double *)user - run.sent);
     run.completed++;
     if (status != NB_OK) {
         if (!run.failed)
