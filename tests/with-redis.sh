@@ -2,8 +2,8 @@
 # tests/with-redis.sh CMD...: run CMD with a fresh redis-server (loopback,
 # a free port, no persistence, its own folder) and every test server on
 # broker-redis through it (NEBULA_TEST_BROKER, NEBULA_TEST_BROKER_CONF;
-# tests/lib/server.mjs), then stop that redis-server by its PID. CMD's exit
-# status is the script's. Used for the broker-redis column of the
+# tests/lib/server.mjs; the URL alone in NEBULA_TEST_REDIS_URL), then stop
+# that redis-server by its PID. CMD's exit status is the script's. Used for the broker-redis column of the
 # integration matrix.
 set -eu
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -44,6 +44,8 @@ if [ -z "$pid" ]; then
     exit 1
 fi
 export NEBULA_TEST_BROKER=broker-redis
+NEBULA_TEST_REDIS_URL="redis://127.0.0.1:$port"
+export NEBULA_TEST_REDIS_URL
 NEBULA_TEST_BROKER_CONF=$(printf '[broker-redis]\nurl = "redis://127.0.0.1:%s"\n' "$port")
 export NEBULA_TEST_BROKER_CONF
 status=0

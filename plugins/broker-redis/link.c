@@ -16,8 +16,10 @@
  *    reconnect_min_ms up to reconnect_max_ms. The first failure of an
  *    outage is logged, the retries are not.
  *  - Nothing is queued while a link is down (commands are refused at
- *    once), and at most max_pending commands are in flight while it is up:
- *    memory stays bounded whatever Redis does.
+ *    once), and at most max_pending commands are in flight while it is up
+ *    (a batch of publishes counts one per message, and the batch being
+ *    collected counts too, batch.c): memory stays bounded whatever Redis
+ *    does.
  */
 #include "rb.h"
 
@@ -340,6 +342,7 @@ void rb_link_stop(rb_link *l) {
 }
 
 void rb_link_free(rb_link *l) {
+    rb_batch_free(&l->batch);
     pthread_mutex_destroy(&l->mu);
     free(l->seen);
     l->seen = NULL;
@@ -363,36 +366,39 @@ typedef struct rb_cmd {
     rb_link *link;
     rb_reply_fn fn;
     void *user;
+    uint32_t weight;
 } rb_cmd;
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
     rb_cmd *c = privdata;
     rb_link *l = c->link;
     if (l->cmd == ac && l->pending) {
-        l->pending--;
+        l->pending -= c->weight < l->pending ? c->weight : l->pending;
         l->last_reply = ev_now(l->b->loop);
     }
     c->fn(l, r, c->user);
     free(c);
 }
 
-int32_t rb_link_command(rb_link *l, rb_reply_fn fn, void *user, int argc, const char **argv,
-                        const size_t *lens) {
+int32_t rb_link_command(rb_link *l, uint32_t weight, rb_reply_fn fn, void *user, int argc,
+                        const char **argv, const size_t *lens) {
     if (!l->up || !l->cmd)
         return NB_ERR_CLOSED;
-    if (l->pending >= (uint64_t)l->b->max_pending)
+    if (weight < 1)
+        weight = 1;
+    if ((uint64_t)l->pending + weight > (uint64_t)l->b->max_pending)
         return NB_ERR_AGAIN;
     rb_cmd *c = malloc(sizeof *c);
     if (!c)
         return NB_ERR_NOMEM;
-    *c = (rb_cmd){l, fn, user};
+    *c = (rb_cmd){l, fn, user, weight};
     if (!l->pending)
         l->last_reply = ev_now(l->b->loop); /* the timeout counts from here */
     if (redisAsyncCommandArgv(l->cmd, on_reply, c, argc, argv, lens) != REDIS_OK) {
         free(c);
         return NB_ERR_CLOSED;
     }
-    l->pending++;
+    l->pending += weight;
     return NB_OK;
 }
 

@@ -13,6 +13,8 @@
  *   reconnect_min_ms = 100, reconnect_max_ms = 5000
  *   stream_max_len = 1000            messages kept per room (MAXLEN ~)
  *   max_pending = 10000              commands in flight per instance
+ *   publish_batch = 256              messages per publish call (batch.c)
+ *   publish_batch_bytes = 1048576    bytes of messages per publish call
  *   stop_timeout_ms = 500
  */
 #include "rb.h"
@@ -93,6 +95,8 @@ static int32_t rb_create(const nb_host *host, struct nb_plugin_ctx *ctx, void **
     bad |= read_int(b, "stream_max_len", 1000, 1, 100000000, &b->stream_max_len);
     bad |= read_int(b, "max_pending", 10000, 1, 10000000, &b->max_pending);
     bad |= read_int(b, "stop_timeout_ms", 500, 0, 60000, &b->stop_timeout_ms);
+    bad |= read_int(b, "publish_batch", 256, 1, RB_BATCH_MAX, &b->publish_batch);
+    bad |= read_int(b, "publish_batch_bytes", 1048576, 1024, 67108864, &b->publish_batch_bytes);
     int ints_bad = bad;
     if (url && n_urls) {
         host->config_error(ctx, "urls", "give url or urls, not both");
@@ -202,6 +206,7 @@ static int32_t rb_start(void *instance, uint32_t *flags) {
                             "Times a Redis instance became reachable");
     for (uint32_t i = 0; i < b->n_links; i++)
         rb_link_start(&b->links[i]);
+    rb_batch_start(b);
     double tick = (double)(b->heartbeat_ms < 250 ? b->heartbeat_ms : 250) / 1000.0;
     ev_timer_init(&b->tick, on_tick, tick, tick);
     b->tick.data = b;
@@ -222,33 +227,15 @@ static void rb_stop(void *instance) {
     ev_timer_stop(b->loop, &b->tick);
     for (uint32_t i = 0; i < b->n_links; i++)
         rb_link_stop(&b->links[i]); /* answers what is in flight */
+    rb_batch_stop(b);               /* then what was collected after it */
     rb_rooms_free(b);
     b->started = 0;
 }
 
 /* ---- publish -------------------------------------------------------------- */
 
-typedef struct publish_call {
-    rb_broker *b;
-    nb_broker_done_fn done;
-    void *user;
-} publish_call;
-
-static void on_published(rb_link *l, redisReply *reply, void *user) {
-    publish_call *pc = user;
-    rb_broker *b = pc->b;
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
-        b->host->metric_add(b->m_publishes, 1);
-        pc->done(pc->user, NB_OK, (uint64_t)reply->integer);
-    } else {
-        if (reply && reply->type == REDIS_REPLY_ERROR)
-            b->host->log(b->ctx, NB_LOG_WARN, "redis %s: publish script failed: %s", l->shown,
-                         reply->str);
-        pc->done(pc->user, NB_ERR_CLOSED, 0);
-    }
-    free(pc);
-}
-
+/* The message goes into its instance's batch (batch.c), sent with the
+ * others of this loop turn as one script call. */
 static int32_t rb_publish(void *instance, const nb_msg *msg, nb_broker_done_fn done, void *user) {
     rb_broker *b = instance;
     if (!msg->room.ptr || msg->room.len == 0 || msg->room.len > RB_ROOM_MAX) {
@@ -257,23 +244,13 @@ static int32_t rb_publish(void *instance, const nb_msg *msg, nb_broker_done_fn d
     }
     rb_link *l = &b->links[rb_room_link(b, msg->room.ptr, msg->room.len)];
     struct nb_buf *env = NULL;
-    publish_call *pc = malloc(sizeof *pc);
-    int32_t rc = pc ? rb_encode(b, msg, &env) : NB_ERR_NOMEM;
-    if (rc == NB_OK) {
-        char maxlen[24], epoch[64];
-        int nm = snprintf(maxlen, sizeof maxlen, "%lld", (long long)b->stream_max_len);
-        rb_new_epoch(b, epoch, sizeof epoch);
-        const char *args[4] = {msg->room.ptr, (const char *)env->data, maxlen, epoch};
-        size_t lens[4] = {msg->room.len, env->len, (size_t)nm, strlen(epoch)};
-        *pc = (publish_call){b, done, user};
-        rc = rb_script_call(l, RB_SCRIPT_PUBLISH, 0, 4, args, lens, on_published, pc);
-    }
-    if (env)
-        b->host->buf_unref(env);
+    int32_t rc = rb_encode(b, msg, &env);
     if (rc != NB_OK) {
-        free(pc);
-        done(user, rc, 0); /* instance down, too much in flight, or no memory */
+        done(user, rc, 0);
+        return NB_OK;
     }
+    rb_batch_add(l, msg->room.ptr, msg->room.len, env->data, env->len, done, user);
+    b->host->buf_unref(env);
     return NB_OK;
 }
 

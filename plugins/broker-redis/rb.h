@@ -7,6 +7,7 @@
  *   link.c      one Redis instance: two connections (commands, SUBSCRIBE),
  *               name resolution off the loop, reconnect with backoff
  *   scripts.c   the Lua scripts, EVALSHA with EVAL on NOSCRIPT
+ *   batch.c     publishes of one loop turn, per instance, as one script call
  *   rooms.c     rooms: instance (rendezvous hash), subscription, this
  *               node's users, publications coming in
  *   nodes.c     heartbeat, the other nodes, reaping expired ones
@@ -28,6 +29,9 @@
 #define RB_USER_MAX 32 /* the core's longest username */
 #define RB_NODE_MAX 128
 #define RB_SCRIPT_COUNT 5
+#define RB_BATCH_MAX 10000 /* the highest publish_batch */
+/* arguments of one script call: the publish script's two, then two per message */
+#define RB_SCRIPT_MAX_ARGS (2 + 2 * RB_BATCH_MAX)
 
 typedef struct rb_broker rb_broker;
 typedef struct rb_link rb_link;
@@ -45,6 +49,23 @@ int rb_url_parse(const char *url, rb_url *out, const char **why);
 
 /* ---- link.c ---- */
 typedef void (*rb_reply_fn)(rb_link *l, redisReply *reply, void *user);
+
+/* One message waiting in a batch: its completion. */
+typedef struct rb_pub {
+    nb_broker_done_fn done;
+    void *user;
+} rb_pub;
+
+/* The publishes collected for one instance since its last script call
+ * (batch.c): their completions, and their arguments (room, envelope)
+ * back to back in data with their lengths, two per message. */
+typedef struct rb_batch {
+    rb_pub *pubs;
+    uint32_t n, cap;
+    size_t *lens;
+    char *data;
+    size_t len, cap_data;
+} rb_batch;
 
 struct rb_link {
     rb_broker *b;
@@ -74,6 +95,7 @@ struct rb_link {
     /* the nodes this instance saw alive at the last heartbeat */
     char (*seen)[RB_NODE_MAX];
     uint32_t n_seen, cap_seen;
+    rb_batch batch; /* publishes not sent yet (batch.c) */
 };
 
 int rb_link_init(rb_link *l, rb_broker *b, uint32_t index, const char *url, const char **why);
@@ -83,10 +105,11 @@ void rb_link_free(rb_link *l);
 /* Periodic: connect and command timeouts. */
 void rb_link_check(rb_link *l);
 /* A command on the command connection; fn gets NULL when the link fails
- * first. NB_OK, or NB_ERR_CLOSED (link down: fn is not called) or
- * NB_ERR_AGAIN (too many commands in flight). */
-int32_t rb_link_command(rb_link *l, rb_reply_fn fn, void *user, int argc, const char **argv,
-                        const size_t *lens);
+ * first. weight: what it counts against max_pending (1; a batch of
+ * publishes, its messages). NB_OK, or NB_ERR_CLOSED (link down: fn is not
+ * called) or NB_ERR_AGAIN (too many commands in flight). */
+int32_t rb_link_command(rb_link *l, uint32_t weight, rb_reply_fn fn, void *user, int argc,
+                        const char **argv, const size_t *lens);
 /* SUBSCRIBE / UNSUBSCRIBE one channel on the subscribe connection. */
 int32_t rb_link_subscribe(rb_link *l, const char *channel, size_t len, int on);
 
@@ -98,10 +121,25 @@ int32_t rb_link_subscribe(rb_link *l, const char *channel, size_t len, int on);
 #define RB_SCRIPT_LEAVE 4
 void rb_scripts_init(void);
 const char *rb_script_text(int script);
-/* EVALSHA script with keys and args (at most 8 strings in all), falling
- * back to EVAL when Redis does not know it (NOSCRIPT, after a restart). */
+/* EVALSHA script with keys and args (at most RB_SCRIPT_MAX_ARGS strings),
+ * falling back to EVAL when Redis does not know it (NOSCRIPT, after a
+ * restart). Any script but the publish one first sends the publishes the
+ * instance has collected, so that Redis runs calls in the order made. */
 int32_t rb_script_call(rb_link *l, int script, int nkeys, int nargs, const char **strs,
                        const size_t *lens, rb_reply_fn fn, void *user);
+
+/* ---- batch.c ---- */
+/* Start and stop the loop hook that sends each instance's batch before the
+ * loop waits; stop answers what is still collected with NB_ERR_CLOSED. */
+void rb_batch_start(rb_broker *b);
+void rb_batch_stop(rb_broker *b);
+/* Queue one encoded message for its room's instance (env: the envelope
+ * without seq). done is called exactly once, maybe before this returns. */
+void rb_batch_add(rb_link *l, const char *room, uint32_t room_len, const uint8_t *env,
+                  uint32_t env_len, nb_broker_done_fn done, void *user);
+/* Send what the instance has collected now, as one script call. */
+void rb_batch_flush(rb_link *l);
+void rb_batch_free(rb_batch *bt);
 
 /* ---- envelope.c ---- */
 /* The message as Envelope bytes (seq left out: the script adds it). */
@@ -205,6 +243,8 @@ struct rb_broker {
     uint32_t n_links;
     int64_t connect_timeout_ms, command_timeout_ms, heartbeat_ms, node_ttl_ms;
     int64_t reconnect_min_ms, reconnect_max_ms, stream_max_len, max_pending, stop_timeout_ms;
+    int64_t publish_batch, publish_batch_bytes; /* a batch's caps (batch.c) */
+    ev_prepare flush;                           /* sends the batches before the loop waits */
     int started, stopping;
     int up; /* told the core: at least one instance is up */
     ev_timer tick;

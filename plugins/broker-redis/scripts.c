@@ -70,21 +70,51 @@
     "  redis.call('SREM', 'nebula:nodes', id)\n"                                                   \
     "end\n"
 
-/* ARGV: room, envelope without seq and ts, stream length, epoch
- * candidate. Appends the seq and Redis's time (one clock for the whole
- * cluster, so history and live copies carry the same ts). Returns the
- * message's seq. */
+/* ARGV: stream length, epoch candidate, then for each message its room
+ * and its envelope without seq and ts. A batch of messages published in
+ * one loop turn (batch.c): each gets its room's next seq (one INCRBY per
+ * room reserves them) and Redis's time (one clock for the whole cluster,
+ * so history and live copies carry the same ts; read once per call), is
+ * appended to its room's stream and published, in the order given. Only
+ * varint is defined here: every call defines its helpers again, so the
+ * text stays small (docs/PERFORMANCE.md measured what that costs). A
+ * message whose XADD fails gets that error in its place and is not
+ * published (its seq is spent), as a failed single call would; the others
+ * go on. Returns the seqs (or errors) in order. */
 static const char publish_lua[] =
-    PRELUDE "local room = ARGV[1]\n"
-            "local seq = redis.call('INCR', 'nebula:seq:' .. room)\n"
-            "redis.call('SET', 'nebula:epoch:' .. room, ARGV[4], 'NX')\n"
-            "local t = redis.call('TIME')\n"
-            "local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-            "local p = ARGV[2] .. string.char(56) .. varint(ts) .. string.char(72) .. varint(seq)\n"
-            "redis.call('XADD', 'nebula:log:' .. room, 'MAXLEN', '~', ARGV[3],\n"
-            "           string.format('%d-0', seq), 'd', p)\n"
-            "redis.call('PUBLISH', 'nebula:room:' .. room, p)\n"
-            "return seq\n";
+    "local function varint(n)\n"
+    "  local t = {}\n"
+    "  while n >= 128 do\n"
+    "    t[#t + 1] = string.char(n % 128 + 128)\n"
+    "    n = math.floor(n / 128)\n"
+    "  end\n"
+    "  t[#t + 1] = string.char(n)\n"
+    "  return table.concat(t)\n"
+    "end\n"
+    "local t = redis.call('TIME')\n"
+    "local ts = string.char(56) .. varint(tonumber(t[1]) * 1000\n"
+    "                                     + math.floor(tonumber(t[2]) / 1000))\n"
+    "local count, last, out = {}, {}, {}\n"
+    "for i = 3, #ARGV - 1, 2 do count[ARGV[i]] = (count[ARGV[i]] or 0) + 1 end\n"
+    "for room, n in pairs(count) do\n"
+    "  redis.call('SET', 'nebula:epoch:' .. room, ARGV[2], 'NX')\n"
+    "  last[room] = redis.call('INCRBY', 'nebula:seq:' .. room, n) - n\n"
+    "end\n"
+    "for i = 3, #ARGV - 1, 2 do\n"
+    "  local room = ARGV[i]\n"
+    "  local seq = last[room] + 1\n"
+    "  last[room] = seq\n"
+    "  local p = ARGV[i + 1] .. ts .. string.char(72) .. varint(seq)\n"
+    "  local added = redis.pcall('XADD', 'nebula:log:' .. room, 'MAXLEN', '~', ARGV[1],\n"
+    "                            string.format('%d-0', seq), 'd', p)\n"
+    "  if type(added) == 'table' and added.err then\n"
+    "    out[#out + 1] = added\n"
+    "  else\n"
+    "    redis.call('PUBLISH', 'nebula:room:' .. room, p)\n"
+    "    out[#out + 1] = seq\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
 
 /* ARGV: room, count, since ("" = the newest), epoch candidate.
  * Returns {last seq, epoch, first seq kept, envelopes newest first...}. */
@@ -171,17 +201,17 @@ const char *rb_script_text(int script) {
     return texts[script];
 }
 
-/* A call kept until answered, to send again as EVAL on NOSCRIPT. */
-#define RB_MAX_ARGS 8
+/* A call kept until answered, to send again as EVAL on NOSCRIPT: its
+ * argv with three slots in front (EVAL or EVALSHA, the script, "0"). */
 typedef struct rb_call {
     int script;
     int nargs;
     int retried;
     rb_reply_fn fn;
     void *user;
-    size_t lens[RB_MAX_ARGS];
-    char *args[RB_MAX_ARGS];
-    char data[]; /* the arguments, back to back */
+    const char **argv; /* 3 + nargs */
+    size_t *lens;
+    /* then: the lens, the argv, the arguments back to back */
 } rb_call;
 
 static int32_t send_call(rb_link *l, rb_call *c, int eval);
@@ -200,30 +230,30 @@ static void on_script_reply(rb_link *l, redisReply *reply, void *user) {
 }
 
 static int32_t send_call(rb_link *l, rb_call *c, int eval) {
-    const char *argv[RB_MAX_ARGS + 3];
-    size_t lens[RB_MAX_ARGS + 3];
-    argv[0] = eval ? "EVAL" : "EVALSHA";
-    lens[0] = strlen(argv[0]);
-    argv[1] = eval ? texts[c->script] : shas[c->script];
-    lens[1] = strlen(argv[1]);
-    argv[2] = "0";
-    lens[2] = 1;
-    for (int i = 0; i < c->nargs; i++) {
-        argv[3 + i] = c->args[i];
-        lens[3 + i] = c->lens[i];
-    }
-    return rb_link_command(l, on_script_reply, c, 3 + c->nargs, argv, lens);
+    c->argv[0] = eval ? "EVAL" : "EVALSHA";
+    c->lens[0] = strlen(c->argv[0]);
+    c->argv[1] = eval ? texts[c->script] : shas[c->script];
+    c->lens[1] = strlen(c->argv[1]);
+    c->argv[2] = "0";
+    c->lens[2] = 1;
+    /* a batch of publishes counts one per message against max_pending */
+    uint32_t weight = c->script == RB_SCRIPT_PUBLISH ? (uint32_t)(c->nargs - 2) / 2 : 1;
+    return rb_link_command(l, weight, on_script_reply, c, 3 + c->nargs, c->argv, c->lens);
 }
 
 int32_t rb_script_call(rb_link *l, int script, int nkeys, int nargs, const char **strs,
                        const size_t *lens, rb_reply_fn fn, void *user) {
     (void)nkeys; /* every key is built by the script (see above) */
-    if (nargs > RB_MAX_ARGS)
+    if (nargs < 0 || nargs > RB_SCRIPT_MAX_ARGS)
         return NB_ERR_INVALID;
-    size_t total = 0;
+    /* Anything else sent on this instance goes after the publishes
+     * collected before it, as if each had been sent when made. */
+    if (script != RB_SCRIPT_PUBLISH)
+        rb_batch_flush(l);
+    size_t slots = 3 + (size_t)nargs, total = 0;
     for (int i = 0; i < nargs; i++)
         total += lens[i];
-    rb_call *c = malloc(sizeof *c + total + 1);
+    rb_call *c = malloc(sizeof *c + slots * (sizeof(size_t) + sizeof(char *)) + total + 1);
     if (!c)
         return NB_ERR_NOMEM;
     c->script = script;
@@ -231,12 +261,14 @@ int32_t rb_script_call(rb_link *l, int script, int nkeys, int nargs, const char 
     c->retried = 0;
     c->fn = fn;
     c->user = user;
-    char *w = c->data;
+    c->lens = (size_t *)(void *)(c + 1);
+    c->argv = (const char **)(void *)(c->lens + slots);
+    char *w = (char *)(void *)(c->argv + slots);
     for (int i = 0; i < nargs; i++) {
         if (lens[i])
             memcpy(w, strs[i], lens[i]);
-        c->args[i] = w;
-        c->lens[i] = lens[i];
+        c->argv[3 + i] = w;
+        c->lens[3 + i] = lens[i];
         w += lens[i];
     }
     int32_t rc = send_call(l, c, shas[script][0] == '\0');

@@ -171,6 +171,69 @@ test('three nodes: one order, one presence list, joins and leaves, room isolatio
   }
 });
 
+// The publish script calls Redis ran (EVALSHA, or EVAL after NOSCRIPT).
+async function scriptCalls(redis) {
+  const info = await redis.command('INFO', 'commandstats');
+  const calls = (cmd) => Number((info.match(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`)) || [0, 0])[1]);
+  return calls('evalsha') + calls('eval');
+}
+
+// One client on node 0 sends N messages at once over 10 rooms; a member of
+// the same rooms on node 1 must get them all in each room's order with
+// consecutive seqs. Returns the script calls Redis ran meanwhile.
+async function burst(id, extra) {
+  const N = 1000;
+  const rooms = Array.from({ length: 10 }, (_, i) => `burst${i}`);
+  const redis = await startRedis();
+  const nodes = [];
+  const clients = [];
+  try {
+    // rare heartbeats: their script calls would blur the count
+    const quiet = { heartbeat_ms: 2000, node_ttl_ms: 4000, ...extra };
+    for (let i = 0; i < 2; i++) nodes.push(await startNode([redis], `${id}${i}`, quiet));
+    const a = await enter(nodes[0], rooms[0], 'alice');
+    const b = await enter(nodes[1], rooms[0], 'bob');
+    clients.push(a, b);
+    for (const r of rooms.slice(1)) {
+      for (const [c, who] of [[a, 'alice'], [b, 'bob']]) {
+        c.send({ type: 'join', room: r });
+        await c.next((f) => f.type === 'join' && f.room === r && f.sender === who, 5000);
+      }
+    }
+    await b.next(hasUsers(rooms[9], ['alice', 'bob']), 5000);
+    const before = await scriptCalls(redis);
+    for (let i = 0; i < N; i++) say(a, rooms[i % 10], `m${i}`);
+    const got = Object.fromEntries(rooms.map((r) => [r, []]));
+    for (let i = 0; i < N; i++) {
+      const f = await b.next('message', 10000 * scale);
+      got[f.room].push([f.seq, f.content]);
+    }
+    const calls = await scriptCalls(redis) - before;
+    for (const [k, r] of rooms.entries()) {
+      const mine = got[r];
+      assert.equal(mine.length, N / 10, `${r}: every message`);
+      assert.deepEqual(mine.map(([, c]) => c), Array.from({ length: N / 10 }, (_, i) => `m${k + 10 * i}`),
+        `${r}: in the order sent`);
+      assert.deepEqual(mine.map(([s]) => s), Array.from({ length: N / 10 }, (_, i) => mine[0][0] + i),
+        `${r}: consecutive seqs`);
+    }
+    return { calls, N };
+  } finally {
+    for (const x of clients) x.close();
+    await stopAllOk(nodes, [redis]);
+  }
+}
+
+test('a burst goes to Redis in batches: per-room order and consecutive seqs kept, far fewer script calls than messages', async () => {
+  const batched = await burst('b', {});
+  assert.ok(batched.calls < batched.N / 4,
+    `${batched.calls} script calls for ${batched.N} messages: publishes were not batched`);
+  // publish_batch = 1: one call per message, as before batching (and proof
+  // that the count above counts the publishes)
+  const single = await burst('u', { publish_batch: 1 });
+  assert.ok(single.calls >= single.N, `${single.calls} script calls for ${single.N} messages with publish_batch = 1`);
+});
+
 test('kill -9 a node: its users leave the others\' presence within the bound', async () => {
   const redis = await startRedis();
   const nodes = [];
