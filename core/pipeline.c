@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "pipeline_impl.h"
+#include "writer.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,10 +37,12 @@ void poster_flush(nb_poster *p) {
         if ((mask & 1) && (!p->self || i != p->self->index))
             mailbox_wake(&srv->workers[i].mailbox);
     if (p->wake_writer)
-        mailbox_wake(srv->writer_mb);
+        writer_wake(srv->writer);
+    else if (p->nudge_writer)
+        writer_nudge(srv->writer);
     if (p->wake_main)
         mailbox_wake(srv->main_mb);
-    p->wake_writer = p->wake_main = 0;
+    p->wake_writer = p->nudge_writer = p->wake_main = 0;
     if (p->self)
         p->self->drain(p->self);
 }
@@ -115,7 +118,10 @@ int pipe_post_writer(nb_poster *p, nb_event *ev) {
         pipe_refused(p->srv, "the store writer's mailbox", "writer_mailbox_events");
         return -1;
     }
-    p->wake_writer = 1;
+    if (ev->type == NB_EV_APPEND)
+        p->nudge_writer = 1; /* nobody waits for its flush: the writer may linger */
+    else
+        p->wake_writer = 1;
     return 0;
 }
 

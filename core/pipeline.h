@@ -35,6 +35,7 @@ typedef struct nb_poster {
     nb_worker *self; /* the worker posting, or NULL (writer, main loop) */
     uint64_t wake;   /* workers to wake */
     int wake_writer;
+    int nudge_writer; /* only APPENDs for the writer: writer_nudge */
     int wake_main;
     int presence_now;        /* send presence now even in a large room (the batch timer) */
     nb_bcast_sample *sample; /* a sampled message's deliveries carry it (bcast_sample.h) */

@@ -298,6 +298,7 @@ void settings_read(nb_config *cfg, nb_settings *s, const char *listen_override,
     s->writer_mailbox_events =
         get_u32(cfg, "server", "writer_mailbox_events", 65536, 64, 16u << 20);
     s->main_mailbox_events = get_u32(cfg, "server", "main_mailbox_events", 65536, 64, 16u << 20);
+    s->store_linger_ms = get_u32(cfg, "server", "store_linger_ms", 10, 0, 1000);
     s->room_backlog_events = get_u32(cfg, "server", "room_backlog_events", 1024, 1, 1u << 20);
 
     /* [plugins] */

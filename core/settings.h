@@ -37,6 +37,7 @@ typedef struct nb_settings {
     uint32_t shutdown_timeout_ms;
     uint32_t worker_mailbox_events; /* cap of each I/O worker's mailbox */
     uint32_t writer_mailbox_events; /* cap of the store writer's mailbox */
+    uint32_t store_linger_ms;       /* appends nobody waits for: flushed within this */
     uint32_t main_mailbox_events;   /* cap of the main loop's (broker) mailbox */
     uint32_t room_backlog_events;   /* cap of a room's backlog while its history loads */
     /* [plugins] */

@@ -36,6 +36,15 @@ struct nb_writer {
     uint32_t n_held;
     uint32_t cap_held;
     int was_down;
+    /* Lingering (store_linger_ms): woken for appends nobody waits for, the
+     * thread leaves them in the mailbox for up to that long and posters do
+     * not wake it meanwhile (writer_nudge); then one batch takes them all.
+     * A FORWARD or a LOAD (writer_wake: `urgent`), a drain or a stop runs
+     * the batch at once. The store sees what it always sees: appends and
+     * one flush within one callback. */
+    ev_timer linger;
+    atomic_int lingering;
+    atomic_int urgent;
 };
 
 nb_writer *writer_new(nb_server *srv, const char *name, const nb_host *host) {
@@ -206,12 +215,47 @@ static void run_batch(nb_writer *wr) {
     poster_flush(&p);
 }
 
+/* The linger is over: posters wake the thread again from here on (so
+ * nothing posted after this waits), and the batch takes what gathered. */
+static void on_linger(struct ev_loop *loop, ev_timer *t, int revents) {
+    (void)loop;
+    (void)revents;
+    nb_writer *wr = t->data;
+    atomic_store(&wr->lingering, 0);
+    do
+        run_batch(wr);
+    while (mailbox_depth(&wr->mailbox) > 0);
+}
+
+void writer_nudge(nb_writer *wr) {
+    if (!atomic_load(&wr->lingering))
+        mailbox_wake(&wr->mailbox);
+}
+
+void writer_wake(nb_writer *wr) {
+    atomic_store(&wr->urgent, 1);
+    mailbox_wake(&wr->mailbox);
+}
+
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents) {
     (void)revents;
     nb_writer *wr = a->data;
     /* Read before the drain: whatever was posted before the request is in
      * the mailbox by now, so it is flushed (and its echoes posted) below. */
     int drain = atomic_load(&wr->drain_requested);
+    int urgent = atomic_exchange(&wr->urgent, 0) || drain || atomic_load(&wr->stop_requested);
+    if (!urgent && wr->srv->settings.store_linger_ms > 0) {
+        if (!ev_is_active(&wr->linger)) {
+            atomic_store(&wr->lingering, 1);
+            ev_timer_set(&wr->linger, wr->srv->settings.store_linger_ms / 1000.0, 0.);
+            ev_timer_start(loop, &wr->linger);
+        }
+        return;
+    }
+    if (ev_is_active(&wr->linger)) {
+        ev_timer_stop(loop, &wr->linger);
+        atomic_store(&wr->lingering, 0);
+    }
     do
         run_batch(wr);
     while (mailbox_depth(&wr->mailbox) > 0);
@@ -244,6 +288,8 @@ static void *writer_main(void *arg) {
 int writer_start(nb_writer *wr) {
     mailbox_init(&wr->mailbox, wr->loop, wr->srv->settings.writer_mailbox_events, on_wake, wr);
     mailbox_start(&wr->mailbox);
+    ev_timer_init(&wr->linger, on_linger, 0., 0.);
+    wr->linger.data = wr;
     wr->srv->writer_mb = &wr->mailbox;
     if (pthread_create(&wr->thread, NULL, writer_main, wr) != 0) {
         log_error("cannot start the store writer thread");

@@ -30,6 +30,14 @@ int writer_stop_within(nb_writer *wr, uint32_t ms);
 /* Destroy the instance and unload the plugin. */
 void writer_free(nb_writer *wr);
 
+/* Posters (the pipeline, any thread), after posting to srv->writer_mb:
+ * writer_wake when something waits for the batch (a FORWARD, a LOAD): it
+ * runs at once; writer_nudge when only APPENDs were posted: the writer
+ * gathers them for up to [server] store_linger_ms before one flush, and a
+ * nudge while it lingers costs nothing. */
+void writer_wake(nb_writer *wr);
+void writer_nudge(nb_writer *wr);
+
 /* NB_STORE_F_* the store returned from start(). */
 uint32_t writer_flags(const nb_writer *wr);
 #endif

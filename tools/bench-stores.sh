@@ -6,14 +6,16 @@
 # tools/echo-probe.mjs times the sender's own echo (with fsync = "always",
 # the durable acknowledgment). docs/PERFORMANCE.md ("Stores") has results.
 #
-#   [FSYNC=everysec|always|no] [ROUNDS=3] [PORT=9300] [BUILD=build]
+#   [FSYNC=everysec|always|no] [ROUNDS=3] [PORT=9300] [BUILD=build] [LINGER=ms]
 #   [CONFIGS="none store-aof store-sqlite store-aof-compacting"]
 #   tools/bench-stores.sh OUT_DIR
 #
 # Each run: S3 --processes 2 --rates 500 --duration 5 (1M deliveries/s),
 # then S4 --rates 0.5 --duration 10 (19,000 connections) with the probe.
 # store-aof-compacting keeps 20 messages per room and compacts from 1 MiB,
-# so that S4 compacts every few seconds. At the end a table per run and
+# so that S4 compacts every few seconds (its log, at level info, shows
+# them: OUT_DIR/store-aof-compacting.log). LINGER sets [server]
+# store_linger_ms (unset: the default). At the end a table per run and
 # the medians per configuration (jq) go to stdout and OUT_DIR/summary.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +33,7 @@ mkdir -p "$out"
 plugins=$(cd "$build/plugins" && pwd)
 
 conf_for() { # config data_dir -> config path
-  local c=$1 data=$2 f="$out/$1.conf" store=none section=""
+  local c=$1 data=$2 f="$out/$1.conf" store=none section="" level=warn
   case $c in
   none) ;;
   store-aof) store=store-aof section="[store-aof]
@@ -40,7 +42,7 @@ fsync = \"$fsync\"" ;;
   store-sqlite) store=store-sqlite section="[store-sqlite]
 path = \"$data/nebula.db\"
 fsync = \"$fsync\"" ;;
-  store-aof-compacting) store=store-aof section="[store-aof]
+  store-aof-compacting) store=store-aof level=info section="[store-aof]
 path = \"$data/nebula.aof\"
 fsync = \"$fsync\"
 retention_messages = 20
@@ -51,7 +53,8 @@ compact_min_bytes = 1048576" ;;
 [server]
 listen = "127.0.0.1:$port"
 web_root = ""
-log_level = "warn"
+log_level = "$level"
+${LINGER:+store_linger_ms = $LINGER}
 [plugins]
 dir = "$plugins"
 store = "$store"
@@ -121,11 +124,11 @@ summary() {
       jq -s "[.[] | $2] | sort | .[(length - 1) / 2 | floor]" $1 2>/dev/null
     }
     printf '%-22s S3 %s/s p99 %s | S4 %s/s p99 %s | echo p99 %s\n' "$c" \
-      "$(med "$out/S3-$c-*.json" '.steps[0].delivered_per_s | floor')" \
-      "$(med "$out/S3-$c-*.json" '.steps[0].latency_ms.p99')" \
-      "$(med "$out/S4-$c-*.json" '.steps[0].delivered_per_s | floor')" \
-      "$(med "$out/S4-$c-*.json" '.steps[0].latency_ms.p99')" \
-      "$(med "$out/echo-$c-*.json" '.p99')"
+      "$(med "$out/S3-$c-[0-9]*.json" '.steps[0].delivered_per_s | floor')" \
+      "$(med "$out/S3-$c-[0-9]*.json" '.steps[0].latency_ms.p99')" \
+      "$(med "$out/S4-$c-[0-9]*.json" '.steps[0].delivered_per_s | floor')" \
+      "$(med "$out/S4-$c-[0-9]*.json" '.steps[0].latency_ms.p99')" \
+      "$(med "$out/echo-$c-[0-9]*.json" '.p99')"
   done
 }
 summary | tee "$out/summary.txt"

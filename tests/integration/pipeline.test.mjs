@@ -141,7 +141,8 @@ test('store: an emptied room comes back with its history and its order', async (
     const c = await Client.connect(srv.wsUrl('kept', 'carol') + '&since=1');
     await c.next((f) => f.type === 'join' && f.sender === 'carol');
     assert.deepEqual(c.frames.filter((f) => f.type === 'history').map((f) => f.seq), [2, 3, 4]);
-    assert.ok(await metric(srv, 'nebula_store_appends_total') >= 4);
+    // m4's append lingers up to store_linger_ms (nobody waits for its flush)
+    await until(async () => (await metric(srv, 'nebula_store_appends_total')) >= 4, 5000, 'm4 stored');
     assert.equal(await metric(srv, 'nebula_store_memory_records'), 4, 'a plugin registers its own metric');
     b.close(); c.close();
   } finally {
@@ -174,6 +175,34 @@ test('store: with ack_after_flush the echo waits for the flush', async () => {
     a.close(); b.close();
   } finally {
     await stopOk(srv);
+  }
+});
+
+test('store: appends nobody waits for linger (store_linger_ms), then go in one flush', async () => {
+  for (const linger of [0, 200]) {
+    const srv = await start({ store: 'store-memory', server: { store_linger_ms: linger } });
+    try {
+      const a = await enter(srv, 'lg', 'alice');
+      const b = await enter(srv, 'lg', 'bob');
+      const before = await metric(srv, 'nebula_store_flushes_total');
+      // one message at a time: each delivered before the next is sent
+      const t0 = Date.now();
+      for (let i = 0; i < 20; i++) {
+        say(a, 'lg', `l${i}`);
+        await b.next(mine('lg', `l${i}`), 5000);
+      }
+      const sent = Date.now() - t0;
+      // delivery never waits for the linger
+      assert.ok(sent < 20 * 150, `20 messages took ${sent} ms to deliver with store_linger_ms ${linger}`);
+      await until(async () => (await metric(srv, 'nebula_store_memory_records')) === 20, 5000, 'all stored');
+      const flushes = (await metric(srv, 'nebula_store_flushes_total')) - before;
+      // (a slow build's writer may find two in its mailbox now and then)
+      if (linger === 0) assert.ok(flushes >= 10, `${flushes} flushes for 20 messages sent one by one`);
+      else assert.ok(flushes <= 1 + Math.ceil(sent / linger), `${flushes} flushes in ${sent} ms with a ${linger} ms linger`);
+      a.close(); b.close();
+    } finally {
+      await stopOk(srv);
+    }
   }
 });
 
