@@ -18,6 +18,7 @@
  * 1 when a message was lost, failed or out of order. The rooms' keys are
  * deleted at the end.
  */
+#include "bench_clock.h"
 #include "broker_host.h"
 #include "rb.h" /* rb_url_parse, to reach the same Redis for its stats */
 
@@ -26,31 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static double cpu_ms(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const double *v, size_t n, double p) {
-    return n ? v[(size_t)(p * (double)(n - 1) + 0.5)] : 0;
-}
 
 static long arg_num(const char *s, const char *what, long min) {
     char *end;
@@ -115,7 +93,7 @@ static void fill(void) {
         m.sender = (nb_str){"bench", 5, 0};
         m.content = (nb_str){run.content, (uint32_t)run.bytes, 0};
         m.id = (nb_str){id, (uint32_t)strlen(id), 0};
-        run.sent[i] = now_ms();
+        run.sent[i] = bench_now_ms();
         if (i == 0)
             run.first = run.sent[i];
         /* the completion's user: the message's slot in sent[] */
@@ -155,7 +133,7 @@ static void on_b(bh_node *n, const nb_msg *m) {
     long i = index_of(m);
     if (i < 0)
         return;
-    double t = now_ms();
+    double t = bench_now_ms();
     run.lat[run.delivered++] = t - run.sent[i];
     run.last = t;
     run.seq_seen[i] = m->seq;
@@ -362,7 +340,7 @@ static void delete_rooms(redisContext *c) {
 static void report(const redis_stats *s0, const redis_stats *s1, double cpu) {
     double secs = (run.last - run.first) / 1e3;
     long n = run.delivered;
-    qsort(run.lat, (size_t)n, sizeof *run.lat, cmp_double);
+    bench_sort(run.lat, (size_t)n);
     long long calls = (s1->evalsha - s0->evalsha) + (s1->eval - s0->eval);
     long long usec = (s1->evalsha_usec - s0->evalsha_usec) + (s1->eval_usec - s0->eval_usec);
     printf("%s: %ld messages of %ld B over %ld rooms, window %ld: %.3f s, %.0f messages/s "
@@ -374,7 +352,8 @@ static void report(const redis_stats *s0, const redis_stats *s1, double cpu) {
            run.delivered, run.echoed, run.failed,
            run.on_a.errors + run.on_b.errors + run.done_order.errors, run.mismatched);
     printf("  publish->delivery ms on B: p50 %.3f p99 %.3f max %.3f\n",
-           pct(run.lat, (size_t)n, 0.5), pct(run.lat, (size_t)n, 0.99), n ? run.lat[n - 1] : 0);
+           bench_pct(run.lat, (size_t)n, 0.5), bench_pct(run.lat, (size_t)n, 0.99),
+           n ? run.lat[n - 1] : 0);
     printf("  redis: %lld script calls (%.1f messages per call), %.2f us per message in scripts, "
            "%lld PUBLISH; redis cpu %.3f s (%.2f us per message)\n",
            calls, calls ? (double)run.messages / (double)calls : 0,
@@ -435,13 +414,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "broker-bench: INFO failed on the stats connection\n");
         goto out;
     }
-    double c0 = cpu_ms();
+    double c0 = bench_cpu_ms();
     fill();
     /* generous: a sanitizer build on a busy machine is slow */
     double limit = 30 + (double)run.messages / 2000.0;
     if (bh_run_until(&run.bh, &run.finished, limit) != 0)
         fprintf(stderr, "broker-bench: not finished after %.0f s\n", limit);
-    double cpu = cpu_ms() - c0;
+    double cpu = bench_cpu_ms() - c0;
     read_stats(stats, &s1);
     for (long i = 0; i < run.messages; i++)
         if (run.seq_done[i] && run.seq_seen[i] && run.seq_done[i] != run.seq_seen[i])

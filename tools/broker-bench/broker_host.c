@@ -5,12 +5,10 @@
 #include "broker_host.h"
 
 #include <dlfcn.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static bh_node *node_of(struct nb_plugin_ctx *ctx) {
     return (bh_node *)(void *)ctx;
@@ -33,23 +31,9 @@ static void h_log(struct nb_plugin_ctx *ctx, uint32_t level, const char *fmt, ..
     fprintf(stderr, "%s: %s: %s\n", n->id, names[level <= 4 ? level : 0], line);
 }
 
-static void *h_alloc(uint64_t size) {
-    return size > SIZE_MAX ? NULL : malloc((size_t)size);
-}
-static void h_free(void *p) {
-    free(p);
-}
-
-static const char *lookup(const broker_host *bh, const char *key) {
-    for (uint32_t i = 0; i < bh->n_keys; i++)
-        if (strcmp(bh->keys[i], key) == 0)
-            return bh->vals[i];
-    return NULL;
-}
-
 static int32_t h_config_string(struct nb_plugin_ctx *ctx, const char *key, const char *def,
                                const char **out) {
-    const char *v = lookup(node_of(ctx)->bh, key);
+    const char *v = ph_get(&node_of(ctx)->bh->cfg, key);
     *out = v ? v : def;
     return NB_OK;
 }
@@ -59,26 +43,23 @@ static void h_config_error(struct nb_plugin_ctx *ctx, const char *key, const cha
 }
 
 static int32_t h_config_int(struct nb_plugin_ctx *ctx, const char *key, int64_t def, int64_t *out) {
-    const char *v = lookup(node_of(ctx)->bh, key);
-    if (!v) {
-        *out = def;
-        return NB_OK;
-    }
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || end == v || *end) {
+    const char *v = ph_get(&node_of(ctx)->bh->cfg, key);
+    *out = def;
+    if (v && ph_parse_int(v, out) != 0) {
         h_config_error(ctx, key, "not an integer");
         return NB_ERR_CONFIG;
     }
-    *out = n;
     return NB_OK;
 }
 
 static int32_t h_config_bool(struct nb_plugin_ctx *ctx, const char *key, int32_t def,
                              int32_t *out) {
-    const char *v = lookup(node_of(ctx)->bh, key);
-    *out = v ? strcmp(v, "true") == 0 : def;
+    const char *v = ph_get(&node_of(ctx)->bh->cfg, key);
+    *out = def;
+    if (v && ph_parse_bool(v, out) != 0) {
+        h_config_error(ctx, key, "not true or false");
+        return NB_ERR_CONFIG;
+    }
     return NB_OK;
 }
 
@@ -87,7 +68,7 @@ static int32_t h_config_strings(struct nb_plugin_ctx *ctx, const char *key, cons
                                 uint32_t *n) {
     static char copy[1024];
     static const char *items[64];
-    const char *v = lookup(node_of(ctx)->bh, key);
+    const char *v = ph_get(&node_of(ctx)->bh->cfg, key);
     *out = NULL;
     *n = 0;
     if (!v)
@@ -106,12 +87,6 @@ static void *h_loop(struct nb_plugin_ctx *ctx) {
 
 static const nb_server_info *h_server_info(struct nb_plugin_ctx *ctx) {
     return &node_of(ctx)->info;
-}
-
-static int64_t h_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Buffers: one allocation, the reference count in front (one thread). */
@@ -198,15 +173,15 @@ int bh_open(broker_host *bh, const char *plugin_path, char *err, size_t errlen) 
         .abi_major = NB_ABI_MAJOR,
         .abi_minor = NB_ABI_MINOR,
         .log = h_log,
-        .alloc = h_alloc,
-        .free = h_free,
+        .alloc = ph_alloc,
+        .free = ph_free,
         .config_string = h_config_string,
         .config_int = h_config_int,
         .config_bool = h_config_bool,
         .config_error = h_config_error,
         .loop = h_loop,
         .server_info = h_server_info,
-        .now_ms = h_now_ms,
+        .now_ms = ph_now_real_ms,
         .buf_new = h_buf_new,
         .buf_ref = h_buf_ref,
         .buf_unref = h_buf_unref,
@@ -221,35 +196,19 @@ int bh_open(broker_host *bh, const char *plugin_path, char *err, size_t errlen) 
         .broker_node_counts = h_node_counts,
     };
     bh->loop = ev_loop_new(EVFLAG_AUTO);
-    bh->dl = dlopen(plugin_path, RTLD_NOW | RTLD_LOCAL);
-    if (!bh->dl || !bh->loop) {
-        snprintf(err, errlen, "cannot load %s: %s", plugin_path,
-                 bh->dl ? "no event loop" : dlerror());
+    if (!bh->loop) {
+        snprintf(err, errlen, "no event loop");
         return -1;
     }
-    nb_plugin_entry_fn entry;
-    *(void **)&entry = dlsym(bh->dl, NB_PLUGIN_ENTRY_SYMBOL);
-    bh->desc = entry ? entry() : NULL;
-    if (!bh->desc || bh->desc->kind != NB_KIND_BROKER || !bh->desc->vtable) {
-        snprintf(err, errlen, "%s is not a broker plugin", plugin_path);
+    bh->desc = ph_load(plugin_path, NB_KIND_BROKER, "broker", &bh->dl, err, errlen);
+    if (!bh->desc)
         return -1;
-    }
     bh->vt = bh->desc->vtable;
     return 0;
 }
 
 int bh_set(broker_host *bh, const char *key, const char *value) {
-    for (uint32_t i = 0; i < bh->n_keys; i++)
-        if (strcmp(bh->keys[i], key) == 0) {
-            snprintf(bh->vals[i], sizeof bh->vals[i], "%s", value);
-            return 0;
-        }
-    if (bh->n_keys == BH_MAX_KEYS)
-        return -1;
-    snprintf(bh->keys[bh->n_keys], sizeof bh->keys[0], "%s", key);
-    snprintf(bh->vals[bh->n_keys], sizeof bh->vals[0], "%s", value);
-    bh->n_keys++;
-    return 0;
+    return ph_set(&bh->cfg, key, value);
 }
 
 int32_t bh_node_start(broker_host *bh, bh_node *n, const char *id, bh_deliver_fn deliver,

@@ -9,11 +9,11 @@
 #ifndef NEBULA_BROKER_HOST_H
 #define NEBULA_BROKER_HOST_H
 
+#include "plugin_host.h"
+
 #include <ev.h>
 #include <nebula/nebula.h>
 #include <stddef.h>
-
-#define BH_MAX_KEYS 32
 
 typedef struct broker_host broker_host;
 typedef struct bh_node bh_node;
@@ -38,10 +38,8 @@ struct broker_host {
     const nb_plugin_desc *desc;
     const nb_broker_vtable *vt;
     struct ev_loop *loop;
-    uint32_t n_keys;
-    char keys[BH_MAX_KEYS][64];
-    char vals[BH_MAX_KEYS][1024];
-    int echo; /* print log lines to stderr (otherwise warnings and errors only) */
+    ph_config cfg; /* the plugin's section, the same for every node */
+    int echo;      /* print log lines to stderr (otherwise warnings and errors only) */
 };
 
 /* Load the plugin (a path with a slash); 0, or -1 with err filled. */

@@ -12,40 +12,12 @@
  * whole batch cycle (appends + flush + a loop turn). COUNT 0 only times
  * start() and stop(), e.g. on a large existing file.
  */
+#include "bench_clock.h"
 #include "store_host.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-/* CPU time of the process (user + system): on a busy machine the wall
- * clock measures the other processes too. */
-static double cpu_ms(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const double *v, size_t n, double p) {
-    if (!n)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i];
-}
 
 static long arg_num(const char *s, const char *what, long min) {
     char *end;
@@ -86,13 +58,13 @@ int main(int argc, char **argv) {
         return 1;
     }
     uint32_t flags = 0;
-    double t0 = now_ms(), c0 = cpu_ms();
+    double t0 = bench_now_ms(), c0 = bench_cpu_ms();
     if (sh.vt->start(sh.inst, &flags) != NB_OK) {
         fprintf(stderr, "store-bench: start() failed (see above)\n");
         sh_close(&sh);
         return 1;
     }
-    double start_ms = now_ms() - t0, start_cpu = cpu_ms() - c0;
+    double start_ms = bench_now_ms() - t0, start_cpu = bench_cpu_ms() - c0;
     /* continue each room's numbering after what the store holds */
     uint64_t *seq = calloc((size_t)rooms, sizeof *seq);
     char(*names)[32] = calloc((size_t)rooms, sizeof *names);
@@ -115,11 +87,11 @@ int main(int argc, char **argv) {
         if (sh.vt->load(sh.inst, &q, &res, ignore, NULL) == NB_OK)
             seq[r] = res.last_seq;
     }
-    double begin = now_ms(), begin_cpu = cpu_ms();
+    double begin = bench_now_ms(), begin_cpu = bench_cpu_ms();
     long done = 0, failures = 0;
     size_t b = 0;
     while (done < count) {
-        double b0 = now_ms();
+        double b0 = bench_now_ms();
         for (long i = 0; i < batch && done < count; i++, done++) {
             long r = done % rooms;
             char id[32];
@@ -135,19 +107,19 @@ int main(int argc, char **argv) {
                 failures++;
         }
         uint32_t durable = 0;
-        double f0 = now_ms();
+        double f0 = bench_now_ms();
         if (sh.vt->flush(sh.inst, &durable) != NB_OK)
             failures++;
-        flush_ms[b] = now_ms() - f0;
+        flush_ms[b] = bench_now_ms() - f0;
         ev_run(sh.loop, EVRUN_NOWAIT);
-        cycle_ms[b++] = now_ms() - b0;
+        cycle_ms[b++] = bench_now_ms() - b0;
     }
-    double total = now_ms() - begin, total_cpu = cpu_ms() - begin_cpu;
-    double s0 = now_ms();
+    double total = bench_now_ms() - begin, total_cpu = bench_cpu_ms() - begin_cpu;
+    double s0 = bench_now_ms();
     sh.vt->stop(sh.inst);
-    double stop_ms = now_ms() - s0;
-    qsort(flush_ms, b, sizeof *flush_ms, cmp_double);
-    qsort(cycle_ms, b, sizeof *cycle_ms, cmp_double);
+    double stop_ms = bench_now_ms() - s0;
+    bench_sort(flush_ms, b);
+    bench_sort(cycle_ms, b);
     printf("%s: start %.1f ms (cpu %.1f ms), stop %.1f ms\n", sh.desc->name, start_ms, start_cpu,
            stop_ms);
     if (count)
@@ -156,8 +128,8 @@ int main(int argc, char **argv) {
                "  flush ms: p50 %.3f p99 %.3f max %.3f; batch cycle ms: p50 %.3f p99 %.3f max "
                "%.3f\n",
                sh.desc->name, count, rec, batch, rooms, total / 1e3, (double)count / (total / 1e3),
-               total_cpu / 1e3, failures, pct(flush_ms, b, 0.5), pct(flush_ms, b, 0.99),
-               b ? flush_ms[b - 1] : 0, pct(cycle_ms, b, 0.5), pct(cycle_ms, b, 0.99),
+               total_cpu / 1e3, failures, bench_pct(flush_ms, b, 0.5), bench_pct(flush_ms, b, 0.99),
+               b ? flush_ms[b - 1] : 0, bench_pct(cycle_ms, b, 0.5), bench_pct(cycle_ms, b, 0.99),
                b ? cycle_ms[b - 1] : 0);
     sh_close(&sh);
     free(seq);

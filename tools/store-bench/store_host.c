@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static store_host *of(struct nb_plugin_ctx *ctx) {
     return (store_host *)(void *)ctx;
@@ -51,23 +50,9 @@ static void h_log(struct nb_plugin_ctx *ctx, uint32_t level, const char *fmt, ..
     }
 }
 
-static void *h_alloc(uint64_t size) {
-    return size > SIZE_MAX ? NULL : malloc((size_t)size);
-}
-static void h_free(void *p) {
-    free(p);
-}
-
-static const char *lookup(const store_host *sh, const char *key) {
-    for (uint32_t i = 0; i < sh->n_keys; i++)
-        if (strcmp(sh->keys[i], key) == 0)
-            return sh->vals[i];
-    return NULL;
-}
-
 static int32_t h_config_string(struct nb_plugin_ctx *ctx, const char *key, const char *def,
                                const char **out) {
-    const char *v = lookup(of(ctx), key);
+    const char *v = ph_get(&of(ctx)->cfg, key);
     *out = v ? v : def;
     return NB_OK;
 }
@@ -77,34 +62,23 @@ static void h_config_error(struct nb_plugin_ctx *ctx, const char *key, const cha
 }
 
 static int32_t h_config_int(struct nb_plugin_ctx *ctx, const char *key, int64_t def, int64_t *out) {
-    const char *v = lookup(of(ctx), key);
-    if (!v) {
-        *out = def;
-        return NB_OK;
-    }
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || end == v || *end) {
+    const char *v = ph_get(&of(ctx)->cfg, key);
+    *out = def;
+    if (v && ph_parse_int(v, out) != 0) {
         h_config_error(ctx, key, "not an integer");
         return NB_ERR_CONFIG;
     }
-    *out = n;
     return NB_OK;
 }
 
 static int32_t h_config_bool(struct nb_plugin_ctx *ctx, const char *key, int32_t def,
                              int32_t *out) {
-    const char *v = lookup(of(ctx), key);
-    if (!v) {
-        *out = def;
-        return NB_OK;
-    }
-    if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+    const char *v = ph_get(&of(ctx)->cfg, key);
+    *out = def;
+    if (v && ph_parse_bool(v, out) != 0) {
         h_config_error(ctx, key, "not true or false");
         return NB_ERR_CONFIG;
     }
-    *out = strcmp(v, "true") == 0;
     return NB_OK;
 }
 
@@ -112,16 +86,10 @@ static void *h_loop(struct nb_plugin_ctx *ctx) {
     return of(ctx)->loop;
 }
 
-static int64_t now_real(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* now_ms has no ctx: the offset for tests is process-wide. */
 static int64_t clock_offset;
 static int64_t h_now_ms(void) {
-    return now_real() + clock_offset;
+    return ph_now_real_ms() + clock_offset;
 }
 
 static char metric_token;
@@ -139,8 +107,8 @@ int sh_open(store_host *sh, const char *plugin_path, char *err, size_t errlen) {
         .abi_major = NB_ABI_MAJOR,
         .abi_minor = NB_ABI_MINOR,
         .log = h_log,
-        .alloc = h_alloc,
-        .free = h_free,
+        .alloc = ph_alloc,
+        .free = ph_free,
         .config_string = h_config_string,
         .config_int = h_config_int,
         .config_bool = h_config_bool,
@@ -153,35 +121,19 @@ int sh_open(store_host *sh, const char *plugin_path, char *err, size_t errlen) {
         .config_path = h_config_string, /* paths are used as given */
     };
     sh->loop = ev_loop_new(EVFLAG_AUTO);
-    sh->dl = dlopen(plugin_path, RTLD_NOW | RTLD_LOCAL);
-    if (!sh->dl || !sh->loop) {
-        snprintf(err, errlen, "cannot load %s: %s", plugin_path,
-                 sh->dl ? "no event loop" : dlerror());
+    if (!sh->loop) {
+        snprintf(err, errlen, "no event loop");
         return -1;
     }
-    nb_plugin_entry_fn entry;
-    *(void **)&entry = dlsym(sh->dl, NB_PLUGIN_ENTRY_SYMBOL);
-    sh->desc = entry ? entry() : NULL;
-    if (!sh->desc || sh->desc->kind != NB_KIND_STORE || !sh->desc->vtable) {
-        snprintf(err, errlen, "%s is not a store plugin", plugin_path);
+    sh->desc = ph_load(plugin_path, NB_KIND_STORE, "store", &sh->dl, err, errlen);
+    if (!sh->desc)
         return -1;
-    }
     sh->vt = sh->desc->vtable;
     return 0;
 }
 
 int sh_set(store_host *sh, const char *key, const char *value) {
-    for (uint32_t i = 0; i < sh->n_keys; i++)
-        if (strcmp(sh->keys[i], key) == 0) {
-            snprintf(sh->vals[i], sizeof sh->vals[i], "%s", value);
-            return 0;
-        }
-    if (sh->n_keys == SH_MAX_KEYS)
-        return -1;
-    snprintf(sh->keys[sh->n_keys], sizeof sh->keys[0], "%s", key);
-    snprintf(sh->vals[sh->n_keys], sizeof sh->vals[0], "%s", value);
-    sh->n_keys++;
-    return 0;
+    return ph_set(&sh->cfg, key, value);
 }
 
 static char *trim(char *s) {

@@ -9,11 +9,11 @@
 #ifndef NEBULA_STORE_HOST_H
 #define NEBULA_STORE_HOST_H
 
+#include "plugin_host.h"
+
 #include <ev.h>
 #include <nebula/nebula.h>
 #include <stddef.h>
-
-#define SH_MAX_KEYS 32
 
 typedef struct store_host {
     nb_host host;
@@ -22,10 +22,8 @@ typedef struct store_host {
     const nb_store_vtable *vt;
     void *inst;
     struct ev_loop *loop;
-    uint32_t n_keys;
-    char keys[SH_MAX_KEYS][64];
-    char vals[SH_MAX_KEYS][1024];
-    char *log; /* every line logged, '\n'-separated */
+    ph_config cfg; /* the plugin's section */
+    char *log;     /* every line logged, '\n'-separated */
     size_t log_len, log_cap;
     int echo; /* also print log lines to stderr */
 } store_host;

@@ -56,7 +56,7 @@ static void fresh_dir(void) {
 
 static void config_default(void) {
     char q[320];
-    H.n_keys = 0;
+    H.cfg.n = 0;
     snprintf(q, sizeof q, "%s", dbpath);
     sh_set(&H, "path", q);
 }
@@ -503,7 +503,7 @@ static void check_migrated(int from, int64_t last_b) {
     CU_ASSERT_STRING_EQUAL(L.epoch, "00000000feedf00d");
     CU_ASSERT_EQUAL(load_q(s, "b", 10, 0, 0), NB_OK);
     CU_ASSERT_EQUAL(L.n, 1);
-    CU_ASSERT_EQUAL(L.res.last_seq, last_b);
+    CU_ASSERT_EQUAL(L.res.last_seq, (uint64_t)last_b);
     CU_ASSERT_EQUAL(append(s, "a", 8), NB_OK);
     CU_ASSERT_EQUAL(flush(s), NB_OK);
     close_store(s);
