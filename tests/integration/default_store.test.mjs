@@ -29,16 +29,32 @@ async function run(cwd, args) {
     if (done) throw new Error(`nebula exited ${JSON.stringify(done)}:\n${log}`);
     try { return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok; } catch { return false; }
   }, 20000, `nebula on port ${port}`);
-  return {
+  const srv = {
     port,
     log: () => log,
+    // The log thread writes its lines on its own time: under valgrind a
+    // line logged before /healthz answered may come a moment later.
+    async logged(re) {
+      await until(() => re.test(log), 20000, `a log line matching ${re}:\n${log}`);
+    },
     wsUrl: (room, user) => `ws://127.0.0.1:${port}/ws?room=${room}&username=${user}`,
     async stop() {
       child.kill('SIGTERM');
       const r = await exited;
       assert.equal(r.code, 0, log);
     },
+    // A test that failed half-way: no server outlives it.
+    kill() {
+      if (!done) child.kill('SIGKILL');
+    },
   };
+  running.push(srv);
+  return srv;
+}
+
+const running = [];
+function killAll() {
+  while (running.length) running.pop().kill();
 }
 
 async function chat(srv, room, lines) {
@@ -81,7 +97,7 @@ test('the shipped nebula.conf keeps history in data/nebula.db across restarts', 
     assert.ok(!existsSync(path.join(dir, 'data')));
 
     let srv = await run(dir, ['-c', path.join(dir, 'nebula.conf')]);
-    assert.match(srv.log(), /history in .*data\/nebula\.db \(created\)/);
+    await srv.logged(/history in .*data\/nebula\.db \(created\)/);
     await chat(srv, 'lobby', ['one', 'two', 'three']);
     // readable from outside while the server runs (WAL)
     await until(() => sqlite3(db, 'SELECT count(*) FROM messages') === '3', 5000, 'rows committed');
@@ -90,7 +106,7 @@ test('the shipped nebula.conf keeps history in data/nebula.db across restarts', 
     await srv.stop();
 
     srv = await run(dir, ['-c', path.join(dir, 'nebula.conf')]);
-    assert.match(srv.log(), /history in .*data\/nebula\.db \(opened\)/);
+    await srv.logged(/history in .*data\/nebula\.db \(opened\)/);
     const h = await history(srv, 'lobby');
     assert.deepEqual(h.map((f) => f.content), ['one', 'two', 'three']);
     assert.deepEqual(h.map((f) => f.seq), [1, 2, 3]);
@@ -99,6 +115,7 @@ test('the shipped nebula.conf keeps history in data/nebula.db across restarts', 
     assert.equal(sqlite3(db, "SELECT max(seq) FROM messages WHERE room = 'lobby'"), '4',
       'numbering goes on after the restart');
   } finally {
+    killAll();
     rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -107,14 +124,16 @@ test('with no config file, history lives in ./data/nebula.db and the log says wh
   const dir = mkdtempSync(path.join(tmpdir(), 'nebula-builtin-'));
   try {
     let srv = await run(dir, []);
-    assert.match(srv.log(), /config \(built-in defaults\)/);
-    assert.ok(srv.log().includes(`history in ${path.join(dir, 'data', 'nebula.db')} (created)`), srv.log());
+    await srv.logged(/config \(built-in defaults\)/);
+    const where = `history in ${path.join(dir, 'data', 'nebula.db')} (created)`;
+    await srv.logged(new RegExp(where.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     await chat(srv, 'r', ['kept']);
     await srv.stop();
     srv = await run(dir, []);
     assert.deepEqual((await history(srv, 'r')).map((f) => f.content), ['kept']);
     await srv.stop();
   } finally {
+    killAll();
     rmSync(dir, { recursive: true, force: true });
   }
 });
