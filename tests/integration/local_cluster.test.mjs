@@ -115,8 +115,14 @@ test('local-cluster.sh: scale adds and removes nodes behind a reloaded haproxy',
     const up = await cluster.run('scale', '3');
     assert.equal(up.code, 0, up.stdout + up.stderr);
     await until(async () => {
-      const text = await (await fetch(`http://127.0.0.1:${cluster.statsPort}/stats;csv`)).text();
-      return /^nebula,node3,.*?,UP/m.test(text);
+      // the reload hands the stats port to the new haproxy: the old one may
+      // close a request in flight ("other side closed"); ask again
+      try {
+        const text = await (await fetch(`http://127.0.0.1:${cluster.statsPort}/stats;csv`)).text();
+        return /^nebula,node3,.*?,UP/m.test(text);
+      } catch {
+        return false;
+      }
     }, 10000, 'haproxy to list node3 as UP');
     const clients = await chatInEveryRoom(cluster, 'z');
     for (const c of clients) c.close();
